@@ -1,0 +1,59 @@
+"""The Slack card of a ticket: one Block Kit message, edited in place as the ticket changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.escaping import one_line, slack_text, truncate
+from workflows.tickets import TicketView
+
+SECTION_LIMIT = 3000
+HEADER_LIMIT = 150
+
+_STATUS_EMOJI = {"firing": ":red_circle:", "resolved": ":large_green_circle:"}
+
+
+def card_metadata(ticket: TicketView) -> dict[str, Any]:
+    """Slack message metadata that lets an uncertain post be found again."""
+    return {"event_type": "triage_ticket", "event_payload": {"ticket_id": ticket.id}}
+
+
+def fallback_text(ticket: TicketView) -> str:
+    key = f"{ticket.jira_key} " if ticket.jira_key else ""
+    return truncate(slack_text(one_line(f"{key}{ticket.title} [{ticket.state.label}]")), 3000)
+
+
+def card(ticket: TicketView) -> list[dict[str, Any]]:
+    title = truncate(one_line(ticket.title), HEADER_LIMIT) or "Alert"
+    jira = (
+        f"<{ticket.jira_url}|{slack_text(ticket.jira_key)}>"
+        if ticket.jira_key and ticket.jira_url
+        else (slack_text(ticket.jira_key) if ticket.jira_key else "_creating…_")
+    )
+    alert_line = (
+        f"{_STATUS_EMOJI.get(ticket.alert_status, '')} {ticket.alert_status}: "
+        f"{ticket.firing} of {len(ticket.alerts) + ticket.truncated_alerts} alerts firing"
+    )
+    fields = [
+        f"*Jira*\n{jira}",
+        f"*State*\n{ticket.state.label}",
+        f"*Priority*\n{slack_text(ticket.priority)}",
+        f"*Owner*\n{slack_text(('team ' + ticket.team) if ticket.team else 'operators')}",
+        f"*Environment*\n{slack_text(ticket.environment)}",
+        f"*Source*\n{slack_text(ticket.source)}",
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": False}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": alert_line}},
+    ]
+    summary = ticket.annotations.get("summary") or ticket.annotations.get("description")
+    if summary:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": truncate(slack_text(summary), SECTION_LIMIT)}}
+        )
+    context = [f"ticket #{ticket.id}"]
+    if ticket.external_url:
+        context.append(slack_text(ticket.external_url))
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
+    return blocks

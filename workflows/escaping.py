@@ -1,0 +1,46 @@
+"""Text from outside is data, never markup: one place for Slack mrkdwn, Jira wiki markup and JQL quoting."""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def strip_control(text: str) -> str:
+    """Drop control characters other than newline, carriage return and tab."""
+    return _CONTROL.sub("", text)
+
+
+def slack_text(text: str) -> str:
+    """Escape for Slack mrkdwn: ``&``, ``<`` and ``>`` are the only control characters Slack parses.
+
+    After this, ``<!channel>`` or ``<@U123>`` in an alert is shown as text and pings nobody.
+    """
+    return strip_control(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_JIRA_SPECIAL = re.compile(r"([\\{}\[\]|*_^+~!?#-])")
+
+
+def jira_text(text: str) -> str:
+    """Escape Jira wiki markup so alert text cannot open macros, links, tables or mentions."""
+    return _JIRA_SPECIAL.sub(r"\\\1", strip_control(text))
+
+
+def jql_string(value: str) -> str:
+    """Quote a value as a JQL string literal: backslash and double quote escaped, control characters gone."""
+    escaped = strip_control(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def one_line(text: str) -> str:
+    """Collapse all whitespace (newlines included) to single spaces."""
+    return " ".join(strip_control(text).split())
+
+
+def truncate(text: str, limit: int, marker: str = "…") -> str:
+    """Cut to ``limit`` characters, ending with ``marker`` when something was cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(marker))] + marker

@@ -1,0 +1,192 @@
+"""What a monitoring notification does to its ticket: a pure planner over the ticket's last known state.
+
+The worker feeds it the stored snapshot of the ticket and the notification, saves the new snapshot and
+queues the effects, all in one transaction. Redeliveries produce an empty plan, which is what makes them
+harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from workflows.alerts import GroupNotification, Status
+from workflows.policy import Environment
+from workflows.routing import Routing
+from workflows.states import ACTIVE_STATES, TicketState, initial_state
+
+
+class EffectKind(StrEnum):
+    JIRA_CREATE = "jira.create"
+    JIRA_SYNC = "jira.sync"  # summary, description, priority, labels from the stored ticket
+    JIRA_COMMENT = "jira.comment"
+    JIRA_TRANSITION = "jira.transition"
+    SLACK_CARD = "slack.card"  # post or edit the ticket's card from the stored ticket
+    SLACK_NOTE = "slack.note"  # a line of history in the card's thread
+
+
+# Effects that render from the stored ticket when they run: one pending copy per ticket is enough.
+COALESCED = frozenset({EffectKind.JIRA_SYNC, EffectKind.SLACK_CARD})
+
+
+@dataclass(frozen=True)
+class Effect:
+    kind: EffectKind
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TicketSnapshot:
+    state: TicketState
+    alert_status: Status
+    digest: str
+    closed_at: datetime | None = None
+    state_before_resolve: TicketState | None = None
+
+
+Action = Literal["create", "reopen", "update", "ignore"]
+
+
+@dataclass(frozen=True)
+class AlertPlan:
+    action: Action
+    state: TicketState | None = None
+    effects: tuple[Effect, ...] = ()
+    note: str = ""
+
+    @property
+    def changes_ticket(self) -> bool:
+        return self.action != "ignore"
+
+
+def digest(note: GroupNotification, routing: Routing) -> str:
+    """What the ticket shows of a notification; equal digests mean there is nothing to update."""
+    content = {
+        "status": note.status,
+        "title": note.title,
+        "priority": routing.priority,
+        "annotations": note.annotations,
+        "alerts": sorted((a.fingerprint, a.status, sorted(a.annotations.items())) for a in note.alerts),
+        "truncated": note.truncated_alerts,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _comment(text: str) -> Effect:
+    return Effect(EffectKind.JIRA_COMMENT, {"text": text})
+
+
+def _transition(state: TicketState) -> Effect:
+    return Effect(EffectKind.JIRA_TRANSITION, {"state": state.value})
+
+
+def _note(text: str) -> Effect:
+    return Effect(EffectKind.SLACK_NOTE, {"text": text})
+
+
+SYNC = Effect(EffectKind.JIRA_SYNC)
+CARD = Effect(EffectKind.SLACK_CARD)
+
+
+def _can_reopen(env: Environment, closed_at: datetime | None, now: datetime) -> bool:
+    window = env.reopen_window()
+    if window is None:
+        return False
+    if window == timedelta.max or closed_at is None:
+        return True
+    return now - closed_at <= window
+
+
+def plan(
+    ticket: TicketSnapshot | None,
+    note: GroupNotification,
+    routing: Routing,
+    env: Environment,
+    now: datetime,
+) -> AlertPlan:
+    new_digest = digest(note, routing)
+    start = initial_state(routing.team)
+    if ticket is None or (
+        ticket.state is TicketState.CLOSED
+        and note.status == "firing"
+        and not note.acknowledged
+        and not _can_reopen(env, ticket.closed_at, now)
+    ):
+        if note.status != "firing" or note.acknowledged:
+            return AlertPlan("ignore", note="no open ticket for this problem; nothing to do")
+        return AlertPlan(
+            "create",
+            state=start,
+            effects=(Effect(EffectKind.JIRA_CREATE), CARD),
+            note=f"ticket opened for {routing.owner}",
+        )
+
+    if note.acknowledged:
+        if ticket.state is TicketState.CLOSED:
+            return AlertPlan("ignore", note="acknowledged after close; nothing to do")
+        return AlertPlan(
+            "update",
+            state=ticket.state,
+            effects=(_note("Acknowledged by monitoring."),),
+            note="acknowledged by monitoring",
+        )
+
+    if ticket.state is TicketState.CLOSED:
+        if note.status == "resolved":
+            return AlertPlan("ignore", note="cleared after the ticket was closed")
+        text = "The problem fired again after this ticket was closed; reopened."
+        return AlertPlan(
+            "reopen",
+            state=start,
+            effects=(_transition(start), _comment(text), SYNC, CARD, _note(text)),
+            note="reopened: fired again after close",
+        )
+
+    if note.status == "firing":
+        if ticket.alert_status == "resolved":
+            text = "The problem fired again."
+            if ticket.state is TicketState.RESOLVED:
+                back = ticket.state_before_resolve or start
+                return AlertPlan(
+                    "update",
+                    state=back,
+                    effects=(_transition(back), _comment(text), SYNC, CARD, _note(text)),
+                    note="fired again; back from resolved",
+                )
+            return AlertPlan(
+                "update", state=ticket.state, effects=(_comment(text), SYNC, CARD, _note(text)), note="fired again"
+            )
+        if ticket.digest == new_digest:
+            return AlertPlan("ignore", note="nothing new")
+        return AlertPlan("update", state=ticket.state, effects=(SYNC, CARD), note="alerts changed")
+
+    # note.status == "resolved"
+    if ticket.alert_status == "resolved":
+        return AlertPlan("ignore", note="already cleared")
+    text = "All alerts of this problem have cleared."
+    if env.on_resolve == "ignore":
+        return AlertPlan("update", state=ticket.state, effects=(CARD,), note="cleared (on_resolve: ignore)")
+    if env.on_resolve == "resolve" and ticket.state in ACTIVE_STATES:
+        resolved = TicketState.RESOLVED
+        return AlertPlan(
+            "update",
+            state=resolved,
+            effects=(
+                _transition(resolved),
+                _comment(text + " Resolved automatically."),
+                SYNC,
+                CARD,
+                _note(text + " Resolved automatically; waiting for verification."),
+            ),
+            note="cleared; resolved (on_resolve: resolve)",
+        )
+    return AlertPlan(
+        "update",
+        state=ticket.state,
+        effects=(_comment(text), SYNC, CARD, _note(text)),
+        note="cleared (on_resolve: comment)",
+    )

@@ -1,0 +1,230 @@
+"""The routing policy: who gets which ticket, at what priority, and what happens when an alert clears.
+
+Loaded from YAML and validated with errors that point at the line to fix. The policy is data; the
+functions in ``routing`` read it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from workflows.durations import parse_duration
+
+SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+JIRA_PROJECT = re.compile(r"^[A-Z][A-Z0-9_]{0,9}$")
+
+OnResolve = Literal["ignore", "comment", "resolve"]
+
+DEFAULT_TRANSITIONS = {
+    "open": "Reopen",
+    "in_progress": "In Progress",
+    "resolved": "Resolved",
+    "closed": "Done",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JiraPolicy(_Strict):
+    project: str
+    issue_type: str = "Task"
+    labels: tuple[str, ...] = ()
+    transitions: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TRANSITIONS))
+
+    @field_validator("project")
+    @classmethod
+    def _project_key(cls, value: str) -> str:
+        if not JIRA_PROJECT.match(value):
+            raise ValueError("a Jira project key is upper-case letters and digits, like OPS")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for label in value:
+            if not label or any(c.isspace() for c in label) or len(label) > 255:
+                raise ValueError(f"Jira label {label!r} must be 1-255 characters without spaces")
+        return value
+
+    @field_validator("transitions")
+    @classmethod
+    def _transitions(cls, value: dict[str, str]) -> dict[str, str]:
+        known = {"open", "assigned", "in_progress", "resolved", "in_qa", "closed"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown state(s) {unknown}; states are {sorted(known)}")
+        return {**DEFAULT_TRANSITIONS, **value}
+
+
+class Audience(_Strict):
+    """A group of people with a Slack channel: the operators, QA, or a team."""
+
+    channel: str
+    users: tuple[str, ...] = ()
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        if not SLACK_CHANNEL.match(value):
+            raise ValueError("a Slack channel id looks like C0123ABCD (the id, not the #name)")
+        return value
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for user in value:
+            if not SLACK_USER.match(user) and not user.startswith("S"):
+                raise ValueError(f"{user!r} is not a Slack user id (U...) or user group id (S...)")
+        return value
+
+
+MatchValue = str | list[str]
+
+
+class Route(_Strict):
+    match: dict[str, MatchValue]
+    team: str | None = None
+    priority: str | None = None
+
+
+class Environment(_Strict):
+    match: dict[str, MatchValue] = Field(default_factory=dict)
+    priorities: dict[str, str] = Field(default_factory=dict)
+    default_priority: str = "Medium"
+    routes: tuple[Route, ...] = ()
+    on_resolve: OnResolve = "comment"
+    reopen: str = "24h"
+    escalate_after: str | None = None
+
+    @field_validator("reopen")
+    @classmethod
+    def _reopen(cls, value: str) -> str:
+        if value not in ("never", "always"):
+            parse_duration(value)
+        return value
+
+    @field_validator("escalate_after")
+    @classmethod
+    def _escalate(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    def reopen_window(self) -> timedelta | None:
+        """None: never reopen; timedelta.max: always; else the window after closing."""
+        if self.reopen == "never":
+            return None
+        if self.reopen == "always":
+            return timedelta.max
+        return parse_duration(self.reopen)
+
+
+class Policy(_Strict):
+    jira: JiraPolicy
+    operators: Audience
+    qa: Audience | None = None
+    teams: dict[str, Audience] = Field(default_factory=dict)
+    environments: dict[str, Environment] = Field(default_factory=dict)
+    default_environment: Environment = Field(default_factory=Environment)
+
+    def environment_named(self, name: str) -> Environment:
+        return self.environments.get(name, self.default_environment)
+
+
+def _cross_references(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
+    """Checks that span sections: every route names a team that exists."""
+    found: list[tuple[tuple[Any, ...], str]] = []
+    for env_name, env in policy.environments.items():
+        for index, route in enumerate(env.routes):
+            if route.team is not None and route.team not in policy.teams:
+                found.append(
+                    (
+                        ("environments", env_name, "routes", index, "team"),
+                        f"unknown team {route.team!r}; teams are {sorted(policy.teams)}",
+                    )
+                )
+    return found
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    line: int | None
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        at = f"line {self.line}: " if self.line else ""
+        return f"{at}{self.where}: {self.message}" if self.where else f"{at}{self.message}"
+
+
+class PolicyError(Exception):
+    """The policy file cannot be used; ``problems`` says where and why."""
+
+    def __init__(self, source: str, problems: list[PolicyProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {source}:{p}" if p.line else f"  {source}: {p}" for p in problems)
+        super().__init__(f"invalid policy {source}:\n{lines}")
+
+
+def load_policy(path: str | Path) -> Policy:
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(str(source), [PolicyProblem(None, "", f"cannot read the file: {exc}")]) from exc
+    return parse_policy(text, source=str(source))
+
+
+def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(source, [PolicyProblem(line, "", f"not valid YAML: {problem}")]) from exc
+    if not isinstance(data, dict):
+        raise PolicyError(source, [PolicyProblem(1, "", "the policy must be a mapping with jira, operators...")])
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        found = [(tuple(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+        raise PolicyError(source, _problems(node, found)) from exc
+    found = _cross_references(policy)
+    if found:
+        raise PolicyError(source, _problems(node, found))
+    return policy
+
+
+def _problems(node: Any, found: list[tuple[tuple[Any, ...], str]]) -> list[PolicyProblem]:
+    return [PolicyProblem(_line_of(node, loc), ".".join(str(p) for p in loc), msg) for loc, msg in found]
+
+
+def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at ``loc``, or of its nearest existing parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    child = value
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+        if child is None:
+            break
+        node, line = child, child.start_mark.line + 1
+    return line

@@ -1,0 +1,67 @@
+"""Where a notification goes: environment, priority, owner and channel, read from the policy."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from workflows.alerts import GroupNotification
+from workflows.policy import Environment, MatchValue, Policy
+
+DEFAULT_ENVIRONMENT = "default"
+
+
+@dataclass(frozen=True)
+class Routing:
+    environment: str
+    priority: str
+    team: str | None
+    channel: str
+
+    @property
+    def owner(self) -> str:
+        return f"team {self.team}" if self.team else "operators (triage)"
+
+
+def matches(selector: dict[str, MatchValue], labels: dict[str, str]) -> bool:
+    """Every selector key must be present with the value (or one of the values) given."""
+    for key, wanted in selector.items():
+        value = labels.get(key)
+        if value is None:
+            return False
+        if isinstance(wanted, list):
+            if value not in wanted:
+                return False
+        elif value != wanted:
+            return False
+    return True
+
+
+def environment_for(policy: Policy, labels: dict[str, str]) -> tuple[str, Environment]:
+    """The first environment whose selector matches; the policy's default otherwise."""
+    for name, env in policy.environments.items():
+        if matches(env.match, labels):
+            return name, env
+    return DEFAULT_ENVIRONMENT, policy.default_environment
+
+
+def route(policy: Policy, note: GroupNotification) -> Routing:
+    name, env = environment_for(policy, note.labels)
+    team: str | None = None
+    priority = env.priorities.get(note.severity, env.default_priority)
+    for candidate in env.routes:
+        if matches(candidate.match, note.labels):
+            team = candidate.team
+            priority = candidate.priority or priority
+            break
+    channel = policy.teams[team].channel if team else policy.operators.channel
+    return Routing(environment=name, priority=priority, team=team, channel=channel)
+
+
+def dedup_label(dedup_key: str, generation: int) -> str:
+    """The Jira label that marks the one ticket of a dedup key's ``generation``-th occurrence.
+
+    It is what an uncertain create is looked up by, so it must be unique per ticket and a valid label.
+    """
+    digest = hashlib.sha256(dedup_key.encode()).hexdigest()[:20]
+    return f"triage-{digest}-{generation}"

@@ -1,0 +1,92 @@
+"""What a ticket says in Jira: summary, description and labels, within Jira's limits and escaped."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from workflows.alerts import Alert
+from workflows.escaping import jira_text, one_line, truncate
+from workflows.states import TicketState
+
+SUMMARY_LIMIT = 255
+DESCRIPTION_LIMIT = 32_767
+LABEL_LIMIT = 255
+DESCRIBED_ALERTS = 50  # the rest are counted, not listed
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """A ticket as the renderers see it; built by ``bot`` from the stored row."""
+
+    id: int
+    title: str
+    source: str
+    environment: str
+    priority: str
+    state: TicketState
+    team: str | None
+    alert_status: str
+    dedup_label: str
+    jira_key: str | None = None
+    jira_url: str | None = None
+    assignee: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    alerts: tuple[Alert, ...] = ()
+    truncated_alerts: int = 0
+    external_url: str = ""
+    created_at: datetime | None = None
+
+    @property
+    def firing(self) -> int:
+        return sum(1 for a in self.alerts if a.status == "firing")
+
+
+def summary(ticket: TicketView) -> str:
+    env = f" ({ticket.environment})" if ticket.environment != "default" else ""
+    return truncate(one_line(f"{ticket.title}{env}"), SUMMARY_LIMIT) or "Alert"
+
+
+_LABEL_UNSAFE = re.compile(r"\s+")
+
+
+def label(text: str) -> str:
+    return truncate(_LABEL_UNSAFE.sub("_", text.strip()), LABEL_LIMIT, marker="")
+
+
+def labels(ticket: TicketView, extra: tuple[str, ...] = ()) -> list[str]:
+    out = ["triage-bot", ticket.dedup_label, label(f"source-{ticket.source}"), label(f"env-{ticket.environment}")]
+    out.extend(label(e) for e in extra)
+    return list(dict.fromkeys(x for x in out if x))
+
+
+def _pairs(values: dict[str, str]) -> str:
+    return ", ".join(f"{jira_text(k)}={jira_text(one_line(v))}" for k, v in sorted(values.items()))
+
+
+def description(ticket: TicketView) -> str:
+    lines = [
+        f"*Problem:* {jira_text(one_line(ticket.title))}",
+        f"*Source:* {jira_text(ticket.source)}    *Environment:* {jira_text(ticket.environment)}",
+        f"*Status of the alerts:* {ticket.alert_status} ({ticket.firing} of {len(ticket.alerts)} firing)",
+    ]
+    if ticket.labels:
+        lines.append(f"*Labels:* {_pairs(ticket.labels)}")
+    for name, value in sorted(ticket.annotations.items()):
+        lines.append(f"*{jira_text(name)}:* {jira_text(one_line(value))}")
+    if ticket.external_url:
+        lines.append(f"*Sent by:* {jira_text(ticket.external_url)}")
+    lines.append("")
+    lines.append("h3. Alerts")
+    for alert in ticket.alerts[:DESCRIBED_ALERTS]:
+        name = alert.labels.get("alertname") or alert.annotations.get("summary") or alert.fingerprint
+        since = f" since {jira_text(alert.starts_at)}" if alert.starts_at else ""
+        lines.append(f"* [{alert.status}] {jira_text(one_line(name))}{since}: {_pairs(alert.labels)}")
+    hidden = len(ticket.alerts) - DESCRIBED_ALERTS + ticket.truncated_alerts
+    if hidden > 0:
+        lines.append(f"* ...and {hidden} more")
+    lines.append("")
+    lines.append(f"_Opened by triage-bot; do not remove the label {ticket.dedup_label}._")
+    return truncate("\n".join(lines), DESCRIPTION_LIMIT)
