@@ -57,3 +57,8 @@ def card(ticket: TicketView) -> list[dict[str, Any]]:
         context.append(slack_text(ticket.external_url))
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
     return blocks
+
+
+def note_text(text: str) -> str:
+    """A history line in the card's thread."""
+    return truncate(slack_text(text), SECTION_LIMIT)

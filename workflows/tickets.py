@@ -90,3 +90,8 @@ def description(ticket: TicketView) -> str:
     lines.append("")
     lines.append(f"_Opened by triage-bot; do not remove the label {ticket.dedup_label}._")
     return truncate("\n".join(lines), DESCRIPTION_LIMIT)
+
+
+def comment(text: str) -> str:
+    """A comment from the bot: our own words, but escaped all the same (they may quote outside text)."""
+    return truncate(jira_text(text), DESCRIPTION_LIMIT)

@@ -1,0 +1,1 @@
+"""Act: the outside world and the runtime (settings, database, job queue, Jira, Slack, CLI)."""

@@ -1,0 +1,325 @@
+"""The triage-bot command line: serve, worker, db, policy, route, jobs, demo, sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings, SettingsError, load_settings
+from workflows.policy import Policy, PolicyError, load_policy
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"triage-bot: {message}", file=sys.stderr)
+    return code
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise SystemExit(_fail(str(exc))) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.host:
+        os.environ["TRIAGE_HOST"] = args.host
+    if args.port:
+        os.environ["TRIAGE_PORT"] = str(args.port)
+    if args.workers is not None:
+        os.environ["TRIAGE_WORKERS"] = str(args.workers)
+    settings = _settings()
+    try:
+        load_policy(settings.policy)
+    except PolicyError as exc:
+        return _fail(str(exc))
+    mode = "SANDBOX MODE (built-in Jira and Slack emulators)" if settings.sandbox else "live"
+    print(f"triage-bot serving on {settings.local_url} in {mode}; policy {settings.policy}", file=sys.stderr)
+    if settings.sandbox:
+        print(f"  Jira emulator:  {settings.local_url}/sandbox/jira/_emulator/issues", file=sys.stderr)
+        print(f"  Slack emulator: {settings.local_url}/sandbox/slack/_emulator/messages", file=sys.stderr)
+        print(f"  try it:         triage-bot demo --url {settings.local_url}", file=sys.stderr)
+    uvicorn.run(
+        "webhooks.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bot import logs, migrate
+    from bot.handlers import all_handlers
+    from bot.runtime import Runtime
+    from bot.worker import WorkerPool
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format, settings.secrets())
+    runtime = Runtime.build(settings)
+    if not migrate.is_current(runtime.engine, settings.database_url):
+        return _fail("the database schema is not current: run `triage-bot db upgrade` first")
+    pool = WorkerPool(runtime, all_handlers(), args.threads or settings.workers or 1)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    pool.start()
+    print(f"triage-bot worker {pool.name}: {pool.threads} threads; Ctrl-C to stop", file=sys.stderr)
+    stop.wait()
+    pool.stop()
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from bot import migrate
+    from bot.db import make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    if args.action == "upgrade":
+        before = migrate.current_revision(engine)
+        migrate.upgrade(settings.database_url)
+        after = migrate.current_revision(engine)
+        print(
+            f"database schema: {before or 'empty'} -> {after}"
+            if before != after
+            else f"database schema already current ({after})"
+        )
+    else:
+        current, head = migrate.current_revision(engine), migrate.head_revision(settings.database_url)
+        print(f"current {current or 'empty'}, head {head}: {'up to date' if current == head else 'run db upgrade'}")
+    return 0
+
+
+def _policy(path: str | None) -> Policy:
+    try:
+        return load_policy(path or _settings().policy)
+    except PolicyError as exc:
+        raise SystemExit(_fail(str(exc))) from None
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    policy = _policy(args.file)
+    envs = ", ".join(policy.environments) or "none"
+    print(
+        f"{args.file}: OK (project {policy.jira.project}; teams: {', '.join(policy.teams) or 'none'}; "
+        f"environments: {envs})"
+    )
+    return 0
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from workflows.alerts import parse_any
+    from workflows.routing import dedup_label, route
+
+    policy = _policy(args.policy)
+    try:
+        body = json.loads(Path(args.alert).read_text(encoding="utf-8"))
+        note = parse_any(body)
+    except (OSError, json.JSONDecodeError) as exc:
+        return _fail(f"cannot read {args.alert}: {exc}")
+    except ValidationError as exc:
+        return _fail(f"{args.alert} is not an Alertmanager, Grafana or Events v2 payload:\n{exc}")
+    routing = route(policy, note)
+    env = policy.environment_named(routing.environment)
+    result = {
+        "source": note.source.value,
+        "status": note.status,
+        "title": note.title,
+        "environment": routing.environment,
+        "dedup_key": note.dedup_key,
+        "jira_label": dedup_label(note.dedup_key, 1),
+        "severity": note.severity or "(none)",
+        "priority": routing.priority,
+        "owner": routing.owner,
+        "channel": routing.channel,
+        "on_resolve": env.on_resolve,
+        "reopen": env.reopen,
+        "alerts": len(note.alerts),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        width = max(len(k) for k in result)
+        for key, value in result.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from sqlmodel import Session
+
+    from bot import queue
+    from bot.db import make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    if args.action == "retry":
+        if not args.ids:
+            return _fail("say which jobs: triage-bot jobs retry ID [ID...]")
+        code = 0
+        for job_id in args.ids:
+            if queue.retry(engine, job_id):
+                print(f"job {job_id}: queued again")
+            else:
+                code = _fail(f"job {job_id}: not found or not dead", 1)
+        return code
+    statuses = args.status.split(",")
+    with Session(engine) as session:
+        counts = queue.stats(session).counts
+        jobs = queue.list_jobs(session, statuses, args.limit)
+    print("queue: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in ("pending", "running", "dead", "done")))
+    if not jobs:
+        print(f"no {args.status} jobs")
+        return 0
+    print(f"{'ID':>7}  {'STATUS':<8} {'KIND':<16} {'TRIES':>5}  {'LANE':<28} LAST ERROR")
+    for job in jobs:
+        error = (job.last_error or "").splitlines()[0][:90] if job.last_error else ""
+        print(f"{job.id:>7}  {job.status:<8} {job.kind:<16} {job.attempts:>5}  {job.lane[:28]:<28} {error}")
+    if any(j.status == "dead" for j in jobs):
+        print("\nput a dead job back with: triage-bot jobs retry ID")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import httpx
+
+    from bot.settings import EXAMPLE_POLICY
+
+    token = args.token or os.environ.get("TRIAGE_WEBHOOK_TOKEN") or "sandbox-webhook-token"
+    headers = {"Authorization": f"Bearer {token}"}
+    payload = json.loads((EXAMPLE_POLICY.parent / "alertmanager.json").read_text(encoding="utf-8"))
+    payload["groupKey"] = f'{{}}:{{alertname="HighErrorRate", demo="{int(time.time())}"}}'
+    with httpx.Client(base_url=args.url, headers=headers, timeout=10) as client:
+        print(f"-> POST {args.url}/alerts/alertmanager ({len(payload['alerts'])} alerts, group {payload['groupKey']})")
+        try:
+            answer = client.post("/alerts/alertmanager", json=payload)
+        except httpx.HTTPError as exc:
+            return _fail(f"cannot reach {args.url}: {exc}; is `triage-bot serve` (make run) running?")
+        if answer.status_code != 202:
+            return _fail(f"the server answered {answer.status_code}: {answer.text}")
+        dedup = answer.json()["dedup_key"]
+        print(f"<- 202 accepted, dedup key {dedup}")
+        ticket: dict[str, Any] = {}
+        deadline = time.monotonic() + args.wait
+        while time.monotonic() < deadline:
+            found = client.get("/api/tickets", params={"dedup_key": dedup}).json()["tickets"]
+            ticket = found[0] if found else {}
+            if ticket.get("jira_key") and ticket.get("slack_ts"):
+                break
+            print("   waiting for the workers...", file=sys.stderr)
+            time.sleep(0.5)
+        if not ticket.get("jira_key") or not ticket.get("slack_ts"):
+            return _fail(f"no ticket and card after {args.wait}s; see `triage-bot jobs` and the server log", 1)
+        print(f"\nJira ticket {ticket['jira_key']}: {ticket['jira_url']}")
+        print(f"  state {ticket['state']}, priority {ticket['priority']}, environment {ticket['environment']}")
+        sandbox = client.get(
+            f"/sandbox/jira/rest/api/2/issue/{ticket['jira_key']}", auth=("sandbox@example.com", "sandbox-token")
+        )
+        if sandbox.status_code == 200:
+            fields = sandbox.json()["fields"]
+            print(f"  summary: {fields['summary']}\n  labels:  {', '.join(fields['labels'])}")
+        print(f"\nSlack card in {ticket['slack_channel']} (ts {ticket['slack_ts']})")
+        messages = client.get("/sandbox/slack/_emulator/messages", params={"channel": ticket["slack_channel"]})
+        if messages.status_code == 200:
+            for message in messages.json().get("messages", []):
+                if message.get("ts") == ticket["slack_ts"]:
+                    for block in message.get("blocks", []):
+                        texts = [block.get("text", {}).get("text", "")] + [
+                            f.get("text", "") for f in block.get("fields", [])
+                        ]
+                        for text in filter(None, texts):
+                            print("  | " + text.replace("\n", ": "))
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    import uvicorn
+    from fastapi import FastAPI
+
+    from bot.sandbox.jira_emulator import create_jira_emulator
+    from bot.sandbox.slack_emulator import create_slack_emulator
+
+    app = FastAPI(title="triage-bot sandbox")
+    app.mount("/jira", create_jira_emulator())
+    app.mount("/slack", create_slack_emulator())
+    print(
+        f"Jira emulator at http://{args.host}:{args.port}/jira, Slack Web API at "
+        f"http://{args.host}:{args.port}/slack/api/",
+        file=sys.stderr,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="triage-bot", description="Alerts and reports to Jira, triaged in Slack.")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the webhook server (and its workers)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="worker threads in this process (0: none)")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run workers only")
+    worker.add_argument("--threads", type=int)
+    worker.set_defaults(func=cmd_worker)
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade", "current"])
+    db.set_defaults(func=cmd_db)
+
+    policy = sub.add_parser("policy", help="check a policy file")
+    policy.add_argument("action", choices=["check"])
+    policy.add_argument("file")
+    policy.set_defaults(func=cmd_policy)
+
+    route = sub.add_parser("route", help="show what an alert payload would do, touching nothing")
+    route.add_argument("alert", help="a JSON file: Alertmanager, Grafana or Events v2 payload")
+    route.add_argument("--policy", help="policy file (default: TRIAGE_POLICY or the example)")
+    route.add_argument("--json", action="store_true")
+    route.set_defaults(func=cmd_route)
+
+    jobs = sub.add_parser("jobs", help="list jobs (dead ones by default), or retry dead ones")
+    jobs.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    jobs.add_argument("ids", nargs="*", type=int)
+    jobs.add_argument("--status", default="dead", help="comma list: pending,running,dead,done")
+    jobs.add_argument("--limit", type=int, default=100)
+    jobs.set_defaults(func=cmd_jobs)
+
+    demo = sub.add_parser("demo", help="send a sample alert group to a running server and show the result")
+    demo.add_argument("--url", default="http://127.0.0.1:8080")
+    demo.add_argument("--token")
+    demo.add_argument("--wait", type=float, default=30.0)
+    demo.set_defaults(func=cmd_demo)
+
+    sandbox = sub.add_parser("sandbox", help="run the Jira and Slack emulators alone")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8081)
+    sandbox.set_defaults(func=cmd_sandbox)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Every Jira call goes through here: one client setup, timeouts, metrics, and no retries of its own
+(the job queue is the retry layer; see bot.retry)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from jira import JIRA
+
+from bot.metrics import outside_call
+from bot.retry import PermanentError
+from bot.settings import Settings
+from workflows.escaping import jql_string
+
+MARKER_PROPERTY = "triage-bot.effect"
+
+
+class JiraGateway:
+    def __init__(self, settings: Settings) -> None:
+        self._url, self._user, self._token = settings.effective_jira()
+        self._timeout = settings.jira_timeout
+        self._browse_base = (settings.jira_url or f"{settings.public_url}/sandbox/jira").rstrip("/")
+        self._local = threading.local()
+
+    @property
+    def client(self) -> JIRA:
+        """One client per worker thread (requests sessions are not shared across threads)."""
+        client: JIRA | None = getattr(self._local, "client", None)
+        if client is None:
+            auth: dict[str, Any] = (
+                {"basic_auth": (self._user, self._token)} if self._user else {"token_auth": self._token}
+            )
+            with outside_call("jira", "server_info"):
+                client = JIRA(server=self._url, max_retries=0, timeout=self._timeout, **auth)
+            self._local.client = client
+        return client
+
+    def browse_url(self, key: str) -> str:
+        return f"{self._browse_base}/browse/{key}"
+
+    def find_by_label(self, project: str, label: str) -> str | None:
+        jql = f"project = {jql_string(project)} AND labels = {jql_string(label)} ORDER BY created ASC"
+        with outside_call("jira", "search"):
+            found = self.client.search_issues(jql, maxResults=2, fields="labels")
+        keys = [issue.key for issue in found]
+        return keys[0] if keys else None
+
+    def create(self, fields: dict[str, Any]) -> str:
+        with outside_call("jira", "create"):
+            issue = self.client.create_issue(fields=fields, prefetch=False)
+        return str(issue.key)
+
+    def update(self, key: str, fields: dict[str, Any], add_labels: list[str]) -> None:
+        body = {"fields": fields, "update": {"labels": [{"add": label} for label in add_labels]}}
+        client = self.client
+        with outside_call("jira", "update"):
+            # The library's Issue.update() fetches the issue before and after; one PUT is all we need.
+            client._session.put(client._get_url(f"issue/{key}"), params={"notifyUsers": "false"}, data=json.dumps(body))
+
+    def has_comment(self, key: str, marker: str) -> bool:
+        client = self.client
+        start = 0
+        while True:
+            with outside_call("jira", "comments"):
+                page = client._session.get(
+                    client._get_url(f"issue/{key}/comment"),
+                    params={"expand": "properties", "startAt": str(start), "maxResults": "100"},
+                ).json()
+            comments = page.get("comments", [])
+            for comment in comments:
+                for prop in comment.get("properties", []):
+                    if prop.get("key") == MARKER_PROPERTY and prop.get("value", {}).get("id") == marker:
+                        return True
+            start += len(comments)
+            if not comments or start >= page.get("total", 0):
+                return False
+
+    def add_comment(self, key: str, text: str, marker: str) -> None:
+        """A comment carrying ``marker`` as an entity property, so an uncertain post can be found again."""
+        client = self.client
+        body = {"body": text, "properties": [{"key": MARKER_PROPERTY, "value": {"id": marker}}]}
+        with outside_call("jira", "comment"):
+            client._session.post(client._get_url(f"issue/{key}/comment"), data=json.dumps(body))
+
+    def transition(self, key: str, name: str) -> bool:
+        """Move the issue by transition name; False when it is already in that transition's target status."""
+        client = self.client
+        with outside_call("jira", "transitions"):
+            issue = client.issue(key, fields="status")
+            transitions = client.transitions(key)
+        status = str(issue.fields.status.name)
+        wanted = next((t for t in transitions if str(t["name"]).lower() == name.lower()), None)
+        target = str((wanted or {}).get("to", {}).get("name", name))
+        if target.lower() == status.lower():
+            return False  # already there: a repeated job, or someone moved it in Jira first
+        if wanted is None:
+            available = ", ".join(sorted(str(t["name"]) for t in transitions)) or "none"
+            raise PermanentError(
+                f"Jira issue {key} (status {status!r}) has no transition {name!r}; available: {available}. "
+                "Fix jira.transitions in the policy."
+            )
+        with outside_call("jira", "transition"):
+            client.transition_issue(key, wanted["id"])
+        return True

@@ -1,0 +1,73 @@
+"""Prometheus metrics. Queue depth is read from the database at scrape time, so every replica agrees."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+ALERTS_RECEIVED = Counter("triage_alerts_received_total", "Alert notifications accepted, by source", ["source"])
+INBOUND_REJECTED = Counter(
+    "triage_inbound_rejected_total", "Inbound requests refused, by route and HTTP status", ["route", "status"]
+)
+TICKETS_CREATED = Counter("triage_tickets_created_total", "Jira issues created", ["source"])
+TICKETS_UPDATED = Counter(
+    "triage_tickets_updated_total", "Jira issue updates (fields, comments, transitions)", ["kind"]
+)
+JOBS_FINISHED = Counter("triage_jobs_finished_total", "Jobs run to the end, by kind and outcome", ["kind", "outcome"])
+JOBS_FAILED = Counter(
+    "triage_jobs_failed_total", "Job attempts that failed, by kind and whether retried", ["kind", "retried"]
+)
+CALL_SECONDS = Histogram(
+    "triage_outside_call_seconds",
+    "Latency of calls to Jira, Slack and others",
+    ["system", "operation"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30),
+)
+CALL_ERRORS = Counter(
+    "triage_outside_call_errors_total", "Failed calls to outside systems", ["system", "operation", "error"]
+)
+TICKET_LATENCY = Histogram(
+    "triage_alert_to_ticket_seconds",
+    "Time from the first alert of a problem to its Jira issue",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+
+
+@contextmanager
+def outside_call(system: str, operation: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    except Exception as exc:
+        CALL_ERRORS.labels(system, operation, type(exc).__name__).inc()
+        raise
+    finally:
+        CALL_SECONDS.labels(system, operation).observe(time.perf_counter() - start)
+
+
+class QueueCollector(Collector):
+    """Jobs by status, read from the shared database when Prometheus scrapes."""
+
+    def __init__(self, read: Callable[[], dict[str, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("triage_jobs", "Jobs in the queue by status", labels=["status"])
+        try:
+            counts = self._read()
+        except Exception:
+            counts = {}
+        for status in ("pending", "running", "dead"):
+            family.add_metric([status], counts.get(status, 0))
+        yield family
+
+
+def register_queue_collector(registry: CollectorRegistry, read: Callable[[], dict[str, int]]) -> QueueCollector:
+    collector = QueueCollector(read)
+    registry.register(collector)
+    return collector

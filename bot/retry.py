@@ -1,0 +1,103 @@
+"""The one retry layer for every outside system: the job queue.
+
+The Jira and Slack clients are built with their own retries switched off; a failed call fails its job,
+and the queue runs it again after a delay chosen here: what the server asked for in ``Retry-After``, else
+exponential backoff with jitter (tenacity's strategy). Errors that no retry can fix end the job at once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import tenacity
+from jira.exceptions import JIRAError
+from slack_sdk.errors import SlackApiError, SlackRequestError
+
+MAX_RETRY_AFTER = 3600.0
+_BACKOFF = tenacity.wait_exponential_jitter(initial=1, max=300, exp_base=2, jitter=1)
+_RETRYABLE_HTTP = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+_RETRYABLE_SLACK = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    retryable: bool
+    retry_after: float | None = None
+
+
+class PermanentError(Exception):
+    """No retry can fix this (bad configuration, a rejected field): the job is kept as dead at once."""
+
+
+class TryLater(Exception):
+    """Not yet possible (e.g. waiting for another job of the lane); retried with backoff."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        seconds = parsed.timestamp() - time.time()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _headers(response: Any) -> Any:
+    return getattr(response, "headers", None) or {}
+
+
+def classify(exc: BaseException) -> Verdict:
+    if isinstance(exc, PermanentError):
+        return Verdict(False)
+    if isinstance(exc, TryLater):
+        return Verdict(True, exc.retry_after)
+    if isinstance(exc, JIRAError):
+        status = exc.status_code
+        after = parse_retry_after(_headers(exc.response).get("Retry-After")) if exc.response is not None else None
+        if status is None or status in _RETRYABLE_HTTP:
+            return Verdict(True, after)
+        return Verdict(False)
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+        after = parse_retry_after(exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after"))
+        if status in _RETRYABLE_HTTP or error in _RETRYABLE_SLACK:
+            return Verdict(True, after)
+        return Verdict(False)
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        status = exc.response.status_code
+        return Verdict(status in _RETRYABLE_HTTP, parse_retry_after(exc.response.headers.get("Retry-After")))
+    if isinstance(exc, requests.RequestException | SlackRequestError | OSError | socket.timeout | TimeoutError):
+        return Verdict(True)
+    return Verdict(False)
+
+
+class _Attempt:
+    """The slice of tenacity's RetryCallState its wait strategies read."""
+
+    def __init__(self, attempt_number: int) -> None:
+        self.attempt_number = attempt_number
+
+
+def delay_for(attempt: int, verdict: Verdict) -> float:
+    """Seconds to wait before attempt ``attempt + 1``."""
+    if verdict.retry_after is not None:
+        return verdict.retry_after
+    return float(_BACKOFF(_Attempt(attempt)))  # type: ignore[arg-type]

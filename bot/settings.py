@@ -1,0 +1,170 @@
+"""Configuration from TRIAGE_* environment variables, validated at start with errors that say what to fix."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EXAMPLE_POLICY = Path(__file__).parent / "examples" / "policy.yaml"
+SANDBOX_WEBHOOK_TOKEN = "sandbox-webhook-token"  # noqa: S105 - documented sandbox default, refused outside it
+SANDBOX_JIRA_USER = "sandbox@example.com"
+SANDBOX_JIRA_TOKEN = "sandbox-token"  # noqa: S105
+SANDBOX_SLACK_TOKEN = "xoxb-sandbox"  # noqa: S105
+SANDBOX_SLACK_SECRET = "sandbox-signing-secret"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", extra="ignore", frozen=True)
+
+    database_url: str = "sqlite:///var/triage-bot.db"
+    policy: Path = EXAMPLE_POLICY
+    webhook_token: SecretStr | None = None
+    metrics_token: SecretStr | None = None
+    public_url: str = "http://127.0.0.1:8080"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+    jira_url: str | None = None
+    jira_user: str | None = None
+    jira_token: SecretStr | None = None
+    jira_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    grafana_hmac_secret: SecretStr | None = None
+    grafana_hmac_timestamp_header: str | None = None
+
+    workers: int = Field(default=4, ge=0, le=64)
+    job_lease_seconds: float = Field(default=60.0, ge=1)
+    job_max_attempts: int = Field(default=12, ge=1)
+    job_poll_seconds: float = Field(default=0.2, gt=0, le=10)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    auto_migrate: bool | None = None  # default: on for SQLite, off for server databases
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if value.startswith("postgres://") or value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        if not (value.startswith("sqlite:") or value.startswith("postgresql+psycopg://")):
+            raise ValueError("use sqlite:///path/to.db or postgresql+psycopg://user:pass@host:5432/db")
+        return value
+
+    @field_validator("jira_url", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("jira_url", "slack_api_url", "public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Settings:
+        if self.jira_url and not self.jira_token:
+            raise ValueError(
+                "TRIAGE_JIRA_URL is set but TRIAGE_JIRA_TOKEN is not: set the API token "
+                "(Jira Cloud: with TRIAGE_JIRA_USER as your e-mail; Data Center: a personal access token)"
+            )
+        if self.slack_bot_token and not self.slack_signing_secret:
+            raise ValueError("TRIAGE_SLACK_BOT_TOKEN is set but TRIAGE_SLACK_SIGNING_SECRET is not")
+        if not self.sandbox and self.webhook_token is None:
+            raise ValueError("TRIAGE_WEBHOOK_TOKEN is required when Jira or Slack is real (it guards /alerts/*)")
+        if self.webhook_token is not None and len(self.webhook_token.get_secret_value()) < 16:
+            raise ValueError("TRIAGE_WEBHOOK_TOKEN must be at least 16 characters")
+        return self
+
+    @property
+    def jira_sandbox(self) -> bool:
+        return not self.jira_url
+
+    @property
+    def slack_sandbox(self) -> bool:
+        return self.slack_bot_token is None
+
+    @property
+    def sandbox(self) -> bool:
+        return self.jira_sandbox or self.slack_sandbox
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def migrate_on_start(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @cached_property
+    def local_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    def effective_webhook_token(self) -> str:
+        if self.webhook_token is not None:
+            return self.webhook_token.get_secret_value()
+        return SANDBOX_WEBHOOK_TOKEN
+
+    def effective_metrics_token(self) -> str:
+        if self.metrics_token is not None:
+            return self.metrics_token.get_secret_value()
+        return self.effective_webhook_token()
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured secret, for the log redactor."""
+        values = (
+            self.webhook_token,
+            self.metrics_token,
+            self.jira_token,
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.grafana_hmac_secret,
+        )
+        return tuple(v.get_secret_value() for v in values if v is not None and v.get_secret_value())
+
+    def effective_jira(self) -> tuple[str, str | None, str]:
+        """(base URL, user or None for a personal access token, token)."""
+        if self.jira_url and self.jira_token:
+            return self.jira_url, self.jira_user, self.jira_token.get_secret_value()
+        return f"{self.local_url}/sandbox/jira", SANDBOX_JIRA_USER, SANDBOX_JIRA_TOKEN
+
+    def effective_slack(self) -> tuple[str, str, str]:
+        """(Web API base URL ending in /, bot token, signing secret)."""
+        if self.slack_bot_token and self.slack_signing_secret:
+            return (
+                self.slack_api_url.rstrip("/") + "/",
+                self.slack_bot_token.get_secret_value(),
+                self.slack_signing_secret.get_secret_value(),
+            )
+        return f"{self.local_url}/sandbox/slack/api/", SANDBOX_SLACK_TOKEN, SANDBOX_SLACK_SECRET
+
+
+class SettingsError(Exception):
+    pass
+
+
+def load_settings() -> Settings:
+    """Read the environment; raise SettingsError naming each variable to fix."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = "TRIAGE_" + "_".join(str(p) for p in error["loc"]).upper() if error["loc"] else "settings"
+            lines.append(f"  {name}: {error['msg'].removeprefix('Value error, ')}")
+        raise SettingsError("invalid configuration:\n" + "\n".join(lines)) from exc

@@ -1,0 +1,70 @@
+"""Every Slack Web API call goes through here: one client, timeouts, metrics, no retries of its own
+(the job queue is the retry layer and honours Retry-After; see bot.retry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot.metrics import outside_call
+from bot.settings import Settings
+
+HISTORY_PAGES = 5
+
+
+class SlackGateway:
+    def __init__(self, settings: Settings) -> None:
+        base_url, token, _secret = settings.effective_slack()
+        # retry_handlers=[]: the SDK would otherwise retry connection errors itself, stacking a second layer.
+        self.client = WebClient(token=token, base_url=base_url, timeout=int(settings.slack_timeout), retry_handlers=[])
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        metadata: dict[str, Any],
+        thread_ts: str | None = None,
+    ) -> str:
+        with outside_call("slack", "chat.postMessage"):
+            response = self.client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                metadata=metadata,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        return str(response["ts"])
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        with outside_call("slack", "chat.update"):
+            self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def find_posted(self, channel: str, metadata: dict[str, Any], thread_ts: str | None = None) -> str | None:
+        """The ts of a message we posted with exactly this metadata payload, if an uncertain post landed."""
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            with outside_call("slack", "conversations.history"):
+                if thread_ts:
+                    page = self.client.conversations_replies(
+                        channel=channel, ts=thread_ts, cursor=cursor, include_all_metadata=True, limit=200
+                    )
+                else:
+                    page = self.client.conversations_history(
+                        channel=channel, cursor=cursor, include_all_metadata=True, limit=200
+                    )
+            messages: list[dict[str, Any]] = page.get("messages", [])
+            for message in messages:
+                found = message.get("metadata") or {}
+                if (
+                    found.get("event_type") == metadata["event_type"]
+                    and found.get("event_payload") == metadata["event_payload"]
+                ):
+                    return str(message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None

@@ -1,0 +1,166 @@
+"""Jobs that carry a ticket's changes to Jira and Slack. Each runs in its ticket's lane, after the jobs
+queued before it, and is safe to run again after a crash at any point:
+
+- a create records its intent before calling, and an attempt after an uncertain one looks for the
+  issue by its unique label before creating again;
+- comments and thread notes carry a marker and are looked for after an uncertain attempt;
+- field updates, card edits and transitions are idempotent by nature.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.clock import utcnow
+from bot.db import transaction
+from bot.metrics import TICKET_LATENCY, TICKETS_CREATED, TICKETS_UPDATED
+from bot.models import Ticket
+from bot.retry import PermanentError, TryLater
+from bot.runtime import Runtime
+from bot.ticket_store import view
+from bot.worker import Handler, JobContext
+from workflows import cards, tickets
+from workflows.lifecycle import EffectKind
+from workflows.states import TicketState
+from workflows.tickets import TicketView
+
+
+def _ticket_id(ctx: JobContext) -> int:
+    return int(ctx.job.lane.removeprefix("ticket:"))
+
+
+def _load(runtime: Runtime, ticket_id: int) -> Ticket:
+    with transaction(runtime.engine) as session:
+        ticket = session.get(Ticket, ticket_id)
+        if ticket is None:
+            raise PermanentError(f"ticket {ticket_id} does not exist")
+        session.expunge(ticket)
+        return ticket
+
+
+def _view(runtime: Runtime, ticket: Ticket) -> TicketView:
+    return view(ticket, runtime.jira.browse_url(ticket.jira_key) if ticket.jira_key else None)
+
+
+def _require_issue(ticket: Ticket) -> str:
+    if not ticket.jira_key:
+        raise TryLater(f"ticket {ticket.id} has no Jira issue yet")
+    return ticket.jira_key
+
+
+def _fields(runtime: Runtime, shown: TicketView) -> dict[str, Any]:
+    return {
+        "summary": tickets.summary(shown),
+        "description": tickets.description(shown),
+        "priority": {"name": shown.priority},
+    }
+
+
+def jira_create(runtime: Runtime, ctx: JobContext) -> None:
+    ticket = _load(runtime, _ticket_id(ctx))
+    if ticket.jira_key:
+        return
+    shown = _view(runtime, ticket)
+    project = runtime.policy.jira.project
+    key = None
+    if ticket.jira_create_attempts > 0:
+        # An earlier attempt may have created the issue and lost the answer: look before creating again.
+        key = runtime.jira.find_by_label(project, shown.dedup_label)
+    if key is None:
+        with transaction(runtime.engine) as session:
+            row = session.get(Ticket, ticket.id)
+            assert row is not None
+            row.jira_create_attempts += 1
+            session.add(row)
+        fields = {
+            "project": {"key": project},
+            "issuetype": {"name": runtime.policy.jira.issue_type},
+            "labels": tickets.labels(shown, runtime.policy.jira.labels),
+            **_fields(runtime, shown),
+        }
+        key = runtime.jira.create(fields)
+        TICKETS_CREATED.labels(ticket.source).inc()
+    with ctx.final() as session:
+        row = session.get(Ticket, ticket.id)
+        assert row is not None
+        row.jira_key = key
+        row.jira_created_at = utcnow()
+        session.add(row)
+    TICKET_LATENCY.observe((utcnow() - ticket.first_event_at).total_seconds())
+
+
+def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
+    ticket = _load(runtime, _ticket_id(ctx))
+    key = _require_issue(ticket)
+    shown = _view(runtime, ticket)
+    runtime.jira.update(key, _fields(runtime, shown), tickets.labels(shown, runtime.policy.jira.labels))
+    TICKETS_UPDATED.labels("fields").inc()
+
+
+def jira_comment(runtime: Runtime, ctx: JobContext) -> None:
+    ticket = _load(runtime, _ticket_id(ctx))
+    key = _require_issue(ticket)
+    marker = f"job-{ctx.job.id}"
+    if ctx.job.attempts > 1 and runtime.jira.has_comment(key, marker):
+        return
+    text = json.loads(ctx.job.payload)["text"]
+    runtime.jira.add_comment(key, tickets.comment(text), marker)
+    TICKETS_UPDATED.labels("comment").inc()
+
+
+def jira_transition(runtime: Runtime, ctx: JobContext) -> None:
+    ticket = _load(runtime, _ticket_id(ctx))
+    key = _require_issue(ticket)
+    state = TicketState(json.loads(ctx.job.payload)["state"])
+    name = runtime.policy.jira.transitions.get(state.value)
+    if name is None:
+        return  # this state has no Jira status of its own (e.g. assigned): the assignee/labels show it
+    if runtime.jira.transition(key, name):
+        TICKETS_UPDATED.labels("transition").inc()
+
+
+def slack_card(runtime: Runtime, ctx: JobContext) -> None:
+    ticket = _load(runtime, _ticket_id(ctx))
+    shown = _view(runtime, ticket)
+    text, blocks = cards.fallback_text(shown), cards.card(shown)
+    if ticket.slack_ts:
+        runtime.slack.update(ticket.slack_channel, ticket.slack_ts, text, blocks)
+        return
+    metadata = cards.card_metadata(shown)
+    ts = runtime.slack.find_posted(ticket.slack_channel, metadata) if ticket.slack_post_attempts else None
+    if ts is None:
+        with transaction(runtime.engine) as session:
+            row = session.get(Ticket, ticket.id)
+            assert row is not None
+            row.slack_post_attempts += 1
+            session.add(row)
+        ts = runtime.slack.post(ticket.slack_channel, text, blocks, metadata)
+    elif ticket.slack_post_attempts:
+        runtime.slack.update(ticket.slack_channel, ts, text, blocks)
+    with ctx.final() as session:
+        row = session.get(Ticket, ticket.id)
+        assert row is not None
+        row.slack_ts = ts
+        session.add(row)
+
+
+def slack_note(runtime: Runtime, ctx: JobContext) -> None:
+    ticket = _load(runtime, _ticket_id(ctx))
+    if not ticket.slack_ts:
+        raise TryLater(f"ticket {ticket.id} has no Slack card yet")
+    metadata = {"event_type": "triage_note", "event_payload": {"ticket_id": ticket.id, "job_id": ctx.job.id}}
+    if ctx.job.attempts > 1 and runtime.slack.find_posted(ticket.slack_channel, metadata, ticket.slack_ts):
+        return
+    text = cards.note_text(json.loads(ctx.job.payload)["text"])
+    runtime.slack.post(ticket.slack_channel, text, None, metadata, thread_ts=ticket.slack_ts)
+
+
+HANDLERS: dict[str, Handler] = {
+    EffectKind.JIRA_CREATE.value: jira_create,
+    EffectKind.JIRA_SYNC.value: jira_sync,
+    EffectKind.JIRA_COMMENT.value: jira_comment,
+    EffectKind.JIRA_TRANSITION.value: jira_transition,
+    EffectKind.SLACK_CARD.value: slack_card,
+    EffectKind.SLACK_NOTE.value: slack_note,
+}

@@ -1,0 +1,178 @@
+"""Workers: threads that claim jobs from the queue and run their handlers.
+
+A handler writes its results through ``JobContext.final()``, which marks the job done in the same
+transaction; if the lease was lost meanwhile, that transaction rolls back and nothing is saved twice.
+Failures go back to the queue with a delay (bot.retry) or, when no retry can help, are kept as dead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlmodel import Session
+
+from bot import queue
+from bot.db import transaction
+from bot.metrics import JOBS_FAILED, JOBS_FINISHED
+from bot.models import Job
+from bot.retry import classify, delay_for
+from bot.runtime import Runtime
+
+log = logging.getLogger("triage.worker")
+
+Handler = Callable[[Runtime, "JobContext"], None]
+HOUSEKEEPING_SECONDS = 600.0
+KEEP_DONE = timedelta(days=7)
+
+
+class JobContext:
+    def __init__(self, runtime: Runtime, job: Job, worker_id: str) -> None:
+        self.runtime = runtime
+        self.job = job
+        self.worker_id = worker_id
+        self.finished = False
+
+    @contextmanager
+    def final(self) -> Iterator[Session]:
+        """The handler's last write; the job is marked done in the same transaction."""
+        with transaction(self.runtime.engine) as session:
+            yield session
+            queue.complete(session, self.job, self.worker_id)
+        self.finished = True
+
+
+class WorkerPool:
+    def __init__(self, runtime: Runtime, handlers: dict[str, Handler], threads: int, name: str = "") -> None:
+        self.runtime = runtime
+        self.handlers = handlers
+        self.threads = threads
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._stop = threading.Event()
+        self._wake = threading.Condition()
+        self._running: dict[int, str] = {}
+        self._running_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for index in range(self.threads):
+            thread = threading.Thread(
+                target=self._loop, args=(f"{self.name}/{index}",), name=f"worker-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        for target, name in ((self._heartbeat, "lease-heartbeat"), (self._housekeeping, "housekeeping")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("workers started", extra={"workers": self.threads, "worker_name": self.name})
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self.wake()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def wake(self) -> None:
+        """New work was committed: don't wait for the next poll."""
+        with self._wake:
+            self._wake.notify_all()
+
+    def _idle(self) -> None:
+        with self._wake:
+            self._wake.wait(self.runtime.settings.job_poll_seconds)
+
+    def _loop(self, worker_id: str) -> None:
+        settings = self.runtime.settings
+        while not self._stop.is_set():
+            try:
+                job = queue.claim(self.runtime.engine, worker_id, settings.job_lease_seconds)
+            except Exception:
+                log.exception("cannot claim jobs; the database may be down")
+                self._stop.wait(min(5.0, settings.job_poll_seconds * 10))
+                continue
+            if job is None:
+                self._idle()
+                continue
+            self.run(job, worker_id)
+
+    def run(self, job: Job, worker_id: str) -> None:
+        assert job.id is not None
+        with self._running_lock:
+            self._running[job.id] = worker_id
+        context = JobContext(self.runtime, job, worker_id)
+        try:
+            handler = self.handlers.get(job.kind)
+            if handler is None:
+                raise LookupError(f"no handler for job kind {job.kind!r}")
+            handler(self.runtime, context)
+            if not context.finished:
+                with transaction(self.runtime.engine) as session:
+                    queue.complete(session, job, worker_id)
+            JOBS_FINISHED.labels(job.kind, "done").inc()
+        except queue.LostLease:
+            log.warning("lease lost; another worker has the job", extra={"job_id": job.id, "kind": job.kind})
+        except Exception as exc:
+            self._failed(job, worker_id, exc)
+        finally:
+            with self._running_lock:
+                self._running.pop(job.id, None)
+
+    def _failed(self, job: Job, worker_id: str, exc: Exception) -> None:
+        verdict = classify(exc)
+        retry = verdict.retryable and job.attempts < self.runtime.settings.job_max_attempts
+        delay = delay_for(job.attempts, verdict) if retry else None
+        error = f"{type(exc).__name__}: {exc}"
+        fields = {
+            "job_id": job.id,
+            "kind": job.kind,
+            "lane": job.lane,
+            "attempt": job.attempts,
+            "error": error[:500],
+            "retry_in": delay,
+        }
+        if retry:
+            log.warning("job failed; will retry", extra=fields)
+        else:
+            log.error("job failed for good; kept as dead (triage-bot jobs)", extra=fields)
+            if not verdict.retryable:
+                log.debug("traceback", extra={"traceback": traceback.format_exc()})
+        JOBS_FAILED.labels(job.kind, str(retry).lower()).inc()
+        if not retry:
+            JOBS_FINISHED.labels(job.kind, "dead").inc()
+        try:
+            queue.fail(self.runtime.engine, job, worker_id, error, delay)
+        except queue.LostLease:
+            pass
+        except Exception:
+            log.exception("cannot record the failure; the lease will expire and the job run again")
+
+    def _heartbeat(self) -> None:
+        lease = self.runtime.settings.job_lease_seconds
+        while not self._stop.wait(lease / 3):
+            with self._running_lock:
+                by_worker: dict[str, list[int]] = {}
+                for job_id, worker_id in self._running.items():
+                    by_worker.setdefault(worker_id, []).append(job_id)
+            for worker_id, ids in by_worker.items():
+                try:
+                    queue.extend_leases(self.runtime.engine, worker_id, ids, lease)
+                except Exception:
+                    log.exception("cannot extend job leases")
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(HOUSEKEEPING_SECONDS):
+            try:
+                purged = queue.purge_done(self.runtime.engine, KEEP_DONE)
+                if purged:
+                    log.info("purged finished jobs", extra={"count": purged})
+            except Exception:
+                log.exception("housekeeping failed")

@@ -1,0 +1,92 @@
+"""The FastAPI app factory: one app, one router per source, workers started with it.
+
+``uvicorn --factory webhooks.app:create_app`` (what ``triage-bot serve`` runs) reads TRIAGE_* settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CollectorRegistry
+from sqlmodel import Session
+
+from bot import logs, migrate, queue
+from bot.handlers import all_handlers
+from bot.metrics import register_queue_collector
+from bot.runtime import Runtime
+from bot.settings import Settings, load_settings
+from bot.worker import WorkerPool
+from webhooks import alerts, errors, health, tickets
+
+log = logging.getLogger("triage.server")
+
+
+def _prepare_schema(runtime: Runtime) -> None:
+    settings = runtime.settings
+    if settings.migrate_on_start:
+        migrate.upgrade(settings.database_url)
+    elif not migrate.is_current(runtime.engine, settings.database_url):
+        raise SystemExit(
+            f"the database schema is not current (at {migrate.current_revision(runtime.engine)}, "
+            f"head {migrate.head_revision(settings.database_url)}): run `triage-bot db upgrade` first"
+        )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    logs.configure(settings.log_level, settings.log_format, settings.secrets())
+    runtime = Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(_prepare_schema, runtime)
+        pool = WorkerPool(runtime, all_handlers(), settings.workers) if settings.workers else None
+        app.state.pool = pool
+        if pool is not None:
+            pool.start()
+        if settings.sandbox:
+            log.warning(
+                "SANDBOX MODE: Jira and/or Slack are the built-in emulators, nothing leaves this machine",
+                extra={
+                    "jira": "emulator" if settings.jira_sandbox else settings.jira_url,
+                    "slack": "emulator" if settings.slack_sandbox else settings.slack_api_url,
+                    "jira_browse": f"{settings.public_url}/sandbox/jira/_emulator/issues",
+                    "slack_messages": f"{settings.public_url}/sandbox/slack/_emulator/messages",
+                },
+            )
+        log.info("triage-bot ready", extra={"listen": settings.local_url, "workers": settings.workers})
+        try:
+            yield
+        finally:
+            if pool is not None:
+                await run_in_threadpool(pool.stop)
+            runtime.engine.dispose()
+
+    app = FastAPI(title="triage-bot", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.pool = None
+    registry = CollectorRegistry()
+    register_queue_collector(registry, lambda: _queue_counts(runtime))
+    app.state.metrics_registry = registry
+    errors.install(app)
+    app.include_router(alerts.router)
+    app.include_router(tickets.router)
+    app.include_router(health.router)
+    if settings.jira_sandbox:
+        from bot.sandbox.jira_emulator import create_jira_emulator
+
+        app.mount("/sandbox/jira", create_jira_emulator())
+    if settings.slack_sandbox:
+        from bot.sandbox.slack_emulator import create_slack_emulator
+
+        app.mount("/sandbox/slack", create_slack_emulator())
+    return app
+
+
+def _queue_counts(runtime: Runtime) -> dict[str, int]:
+    with Session(runtime.engine) as session:
+        return queue.stats(session).counts

@@ -1,0 +1,65 @@
+"""Who may call: a bearer token for alert senders; Grafana's HMAC signature when configured."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+
+from fastapi import Request
+
+from webhooks.errors import Refusal
+
+GRAFANA_SIGNATURE_HEADER = "X-Grafana-Alerting-Signature"
+SIGNATURE_WINDOW_SECONDS = 300
+
+
+def _presented_secret(authorization: str) -> str | None:
+    scheme, _, value = authorization.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return value.strip()
+    if scheme == "basic":
+        # Senders that only do basic auth (some Grafana and Alertmanager setups) put the token in the password.
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2]
+    return None
+
+
+def require_token(request: Request, token: str) -> None:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Refusal(
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <TRIAGE_WEBHOOK_TOKEN>",
+            headers={"WWW-Authenticate": 'Bearer realm="triage-bot"'},
+        )
+    presented = _presented_secret(header)
+    if presented is None or not hmac.compare_digest(presented.encode(), token.encode()):
+        raise Refusal(
+            401,
+            "unauthorized",
+            "the token is not valid",
+            headers={"WWW-Authenticate": 'Bearer realm="triage-bot", error="invalid_token"'},
+        )
+
+
+def check_grafana_signature(request: Request, body: bytes, secret: str, timestamp_header: str | None) -> None:
+    signature = request.headers.get(GRAFANA_SIGNATURE_HEADER, "")
+    if not signature:
+        raise Refusal(401, "missing_signature", f"{GRAFANA_SIGNATURE_HEADER} is required (hmacConfig is set)")
+    message = body
+    if timestamp_header:
+        stamp = request.headers.get(timestamp_header, "")
+        if not stamp.isdigit() or abs(time.time() - int(stamp)) > SIGNATURE_WINDOW_SECONDS:
+            raise Refusal(401, "stale_signature", f"{timestamp_header} is missing or outside 5 minutes")
+        message = stamp.encode() + b":" + body
+    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(signature.strip().lower(), expected):
+        raise Refusal(401, "bad_signature", "the HMAC signature does not match the body")

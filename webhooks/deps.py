@@ -1,0 +1,24 @@
+"""Request-scoped access to the running service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from bot.runtime import Runtime
+from bot.worker import WorkerPool
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_pool(request: Request) -> WorkerPool | None:
+    pool: WorkerPool | None = request.app.state.pool
+    return pool
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+PoolDep = Annotated[WorkerPool | None, Depends(get_pool)]

@@ -1,0 +1,55 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from bot import migrate
+from bot.db import ping
+from bot.runtime import Runtime
+from webhooks.auth import require_token
+from webhooks.deps import RuntimeDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up (no dependencies checked: a database outage must not restart every replica)."""
+    return {"status": "ok"}
+
+
+def _readiness(runtime: Runtime) -> tuple[bool, dict[str, str]]:
+    checks: dict[str, str] = {}
+    try:
+        ping(runtime.engine)
+        checks["database"] = "ok"
+        checks["schema"] = (
+            "ok"
+            if migrate.is_current(runtime.engine, runtime.settings.database_url)
+            else ("behind: run triage-bot db upgrade")
+        )
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    return all(v == "ok" for v in checks.values()), checks
+
+
+@router.get("/readyz")
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """Ready to take traffic: the database answers and its schema is current."""
+    ready, checks = await run_in_threadpool(_readiness, runtime)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )
+
+
+@router.get("/metrics")
+async def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    """Prometheus text format; needs the webhook token (or TRIAGE_METRICS_TOKEN) as a bearer token."""
+    require_token(request, runtime.settings.effective_metrics_token())
+    local: CollectorRegistry = request.app.state.metrics_registry
+    body = await run_in_threadpool(lambda: generate_latest(REGISTRY) + generate_latest(local))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
