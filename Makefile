@@ -1,0 +1,42 @@
+# triage-bot: `make run` serves on 127.0.0.1:8080 in sandbox mode; `make test` runs the whole suite.
+# Both set up everything they need on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint typecheck unit bench setup services docker-lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "[setup] creating $(VENV) and installing triage-bot with its dev tools"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/triage-bot serve
+
+services:
+	@tests/services.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
+
+test: setup services lint
+	$(BIN)/python -m pytest
+
+unit: setup
+	$(BIN)/python -m pytest tests/workflows
+
+bench: setup services
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Everything the test suite needs outside Python, on a fresh machine: PostgreSQL running, and the real
+# Alertmanager binary for the end-to-end test. Idempotent; quiet when all is there already.
+set -euo pipefail
+
+say() { printf '[services] %s\n' "$*" >&2; }
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  say "starting PostgreSQL"
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  pg_isready -q -h 127.0.0.1 -p 5432 || { say "PostgreSQL is not reachable on 127.0.0.1:5432"; exit 1; }
+fi
+
+if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  say "installing prometheus-alertmanager (Debian package) for the end-to-end test"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
+fi
+# The Debian package starts a system Alertmanager where systemd runs; the tests start their own instances.
