@@ -14,7 +14,7 @@ from bot import queue
 from bot.clock import utcnow
 from bot.models import Ticket
 from bot.runtime import Runtime
-from bot.ticket_store import apply_notification, dedup_hash, latest_for, move, record, snapshot
+from bot.ticket_store import apply_notification, dedup_hash, latest_for, move, record, snapshot, view
 from bot.worker import JobContext
 from workflows.alerts import GroupNotification
 from workflows.lifecycle import COALESCED, digest, plan
@@ -36,11 +36,14 @@ def process_alert(runtime: Runtime, ctx: JobContext) -> None:
     data = json.loads(ctx.job.payload)
     note = GroupNotification.from_json(data["notification"])
     received_at = datetime.fromisoformat(data["received_at"])
-    routing = route(runtime.policy, note)
-    env = runtime.policy.environment_named(routing.environment)
-    new_digest = digest(note, routing)
     with ctx.final() as session:
         current = latest_for(session, note.dedup_key)
+        if current is not None:
+            stored = view(current)
+            note = note.completed_from(stored.title, stored.labels, stored.annotations, stored.alerts)
+        routing = route(runtime.policy, note)
+        env = runtime.policy.environment_named(routing.environment)
+        new_digest = digest(note, routing)
         decision = plan(snapshot(current) if current else None, note, routing, env, utcnow())
         if not decision.changes_ticket:
             return

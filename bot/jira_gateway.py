@@ -21,7 +21,7 @@ class JiraGateway:
     def __init__(self, settings: Settings) -> None:
         self._url, self._user, self._token = settings.effective_jira()
         self._timeout = settings.jira_timeout
-        self._browse_base = (settings.jira_url or f"{settings.public_url}/sandbox/jira").rstrip("/")
+        self._browse_base = (settings.jira_url or f"{settings.base_url}/sandbox/jira").rstrip("/")
         self._local = threading.local()
 
     @property

@@ -68,3 +68,4 @@ def configure(level: str, fmt: str, secrets: tuple[str, ...] = ()) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # metrics count requests; logs stay readable

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     policy: Path = EXAMPLE_POLICY
     webhook_token: SecretStr | None = None
     metrics_token: SecretStr | None = None
-    public_url: str = "http://127.0.0.1:8080"
+    public_url: str | None = None  # default: http://HOST:PORT
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
 
@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     def local_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """Where people reach this service (links in cards and tickets)."""
+        return self.public_url or self.local_url
 
     def effective_webhook_token(self) -> str:
         if self.webhook_token is not None:

@@ -76,8 +76,11 @@ class BotProcess:
     def start(self, wait: bool = True) -> BotProcess:
         env = {**os.environ, **self.env, "TRIAGE_PORT": str(self.port)}
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "bot.cli", *self.command], env=env, stdout=log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", *self.command],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         if wait and self.command[0] == "serve":

@@ -54,8 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 extra={
                     "jira": "emulator" if settings.jira_sandbox else settings.jira_url,
                     "slack": "emulator" if settings.slack_sandbox else settings.slack_api_url,
-                    "jira_browse": f"{settings.public_url}/sandbox/jira/_emulator/issues",
-                    "slack_messages": f"{settings.public_url}/sandbox/slack/_emulator/messages",
+                    "jira_browse": f"{settings.base_url}/sandbox/jira/_emulator/issues",
+                    "slack_messages": f"{settings.base_url}/sandbox/slack/_emulator/messages",
                 },
             )
         log.info("triage-bot ready", extra={"listen": settings.local_url, "workers": settings.workers})

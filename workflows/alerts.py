@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -164,6 +164,20 @@ class GroupNotification:
     @property
     def severity(self) -> str:
         return self.labels.get("severity", "")
+
+    def completed_from(
+        self, title: str, labels: dict[str, str], annotations: dict[str, str], alerts: tuple[Alert, ...]
+    ) -> GroupNotification:
+        """A bare acknowledge/resolve (Events v2 sends only the dedup key) with the problem's stored context."""
+        if self.labels or self.alerts:
+            return self
+        return replace(
+            self,
+            title=title,
+            labels=labels,
+            annotations=annotations,
+            alerts=tuple(replace(a, status=self.status) for a in alerts),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -38,9 +38,19 @@ def test_optional_newer_fields_are_accepted() -> None:
 
 
 def test_events_v2_trigger_and_resolve_share_a_dedup_key() -> None:
-    trigger = Event.model_validate({"routing_key": "rk", "event_action": "trigger", "dedup_key": "disk-1",
-                                    "payload": {"summary": "Disk full", "source": "db-1", "severity": "error",
-                                                "custom_details": {"env": "production", "nested": {"a": 1}}}})
+    trigger = Event.model_validate(
+        {
+            "routing_key": "rk",
+            "event_action": "trigger",
+            "dedup_key": "disk-1",
+            "payload": {
+                "summary": "Disk full",
+                "source": "db-1",
+                "severity": "error",
+                "custom_details": {"env": "production", "nested": {"a": 1}},
+            },
+        }
+    )
     resolve = Event.model_validate({"routing_key": "rk", "event_action": "resolve", "dedup_key": "disk-1"})
     first, second = from_event(trigger, "gen"), from_event(resolve, "gen")
     assert first.dedup_key == second.dedup_key == "events|rk|disk-1"
@@ -56,7 +66,10 @@ def test_events_v2_trigger_and_resolve_share_a_dedup_key() -> None:
     ("labels", "expected"),
     [
         ({"env": "production", "severity": "critical"}, ("production", "Highest", None, "C0OPS")),
-        ({"env": "production", "severity": "warning", "service": "payments"}, ("production", "High", "payments", "C0PAY")),
+        (
+            {"env": "production", "severity": "warning", "service": "payments"},
+            ("production", "High", "payments", "C0PAY"),
+        ),
         ({"env": "staging", "severity": "info"}, ("staging", "Low", None, "C0OPS")),
         ({"env": "staging", "severity": "unknown"}, ("staging", "Low", None, "C0OPS")),
         ({"env": "dev", "severity": "critical"}, ("default", "High", None, "C0OPS")),

@@ -20,8 +20,13 @@ def note(status: str = "firing", alerts: int = 1) -> GroupNotification:
     return from_alertmanager(AlertmanagerWebhook.model_validate(alertmanager_payload("g", alerts, status)))
 
 
-def snap(state: TicketState, alert_status: str = "firing", same_as: GroupNotification | None = None,
-         closed_ago: timedelta | None = None, before: TicketState | None = None) -> TicketSnapshot:
+def snap(
+    state: TicketState,
+    alert_status: str = "firing",
+    same_as: GroupNotification | None = None,
+    closed_ago: timedelta | None = None,
+    before: TicketState | None = None,
+) -> TicketSnapshot:
     return TicketSnapshot(
         state=state,
         alert_status="resolved" if alert_status == "resolved" else "firing",
@@ -75,8 +80,13 @@ def test_a_resolved_ticket_in_qa_is_not_moved_back_by_a_clear() -> None:
 
 
 def test_firing_again_after_auto_resolve_goes_back_to_where_it_was() -> None:
-    p = plan(snap(TicketState.RESOLVED, "resolved", before=TicketState.IN_PROGRESS), note(), OPS,
-             Environment(on_resolve="resolve"), NOW)
+    p = plan(
+        snap(TicketState.RESOLVED, "resolved", before=TicketState.IN_PROGRESS),
+        note(),
+        OPS,
+        Environment(on_resolve="resolve"),
+        NOW,
+    )
     assert p.state is TicketState.IN_PROGRESS
     assert p.effects[0].kind is EffectKind.JIRA_TRANSITION
 
@@ -88,10 +98,13 @@ def test_reopen_within_window_else_new_ticket() -> None:
     assert inside.effects[0].payload == {"state": "open"}
     outside = plan(snap(TicketState.CLOSED, closed_ago=timedelta(hours=25)), note(), OPS, env, NOW)
     assert outside.action == "create"
-    never = plan(snap(TicketState.CLOSED, closed_ago=timedelta(seconds=1)), note(), OPS, Environment(reopen="never"), NOW)
+    never = plan(
+        snap(TicketState.CLOSED, closed_ago=timedelta(seconds=1)), note(), OPS, Environment(reopen="never"), NOW
+    )
     assert never.action == "create"
-    always = plan(snap(TicketState.CLOSED, closed_ago=timedelta(days=400)), note(), OPS,
-                  Environment(reopen="always"), NOW)
+    always = plan(
+        snap(TicketState.CLOSED, closed_ago=timedelta(days=400)), note(), OPS, Environment(reopen="always"), NOW
+    )
     assert always.action == "reopen"
     cleared = plan(snap(TicketState.CLOSED, closed_ago=timedelta(hours=1)), note("resolved"), OPS, env, NOW)
     assert cleared.action == "ignore"

@@ -47,7 +47,9 @@ def test_errors_point_at_the_line_to_fix() -> None:
 
 def test_unknown_team_in_a_route_names_its_line() -> None:
     problems = _problems(GOOD.replace("team: payments", "team: billing"))
-    assert problems == ["line 11: environments.production.routes.0.team: unknown team 'billing'; teams are ['payments']"]
+    assert problems == [
+        "line 11: environments.production.routes.0.team: unknown team 'billing'; teams are ['payments']"
+    ]
 
 
 def test_bad_duration_and_on_resolve_and_unknown_key() -> None:

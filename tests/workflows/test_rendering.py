@@ -12,9 +12,17 @@ from workflows.tickets import TicketView
 
 
 def view(title: str = "Disk full", **extra: object) -> TicketView:
-    base: dict[str, object] = dict(id=7, title=title, source="alertmanager", environment="production",
-                                   priority="High", state=TicketState.OPEN, team=None, alert_status="firing",
-                                   dedup_label="triage-abc-1")
+    base: dict[str, object] = dict(
+        id=7,
+        title=title,
+        source="alertmanager",
+        environment="production",
+        priority="High",
+        state=TicketState.OPEN,
+        team=None,
+        alert_status="firing",
+        dedup_label="triage-abc-1",
+    )
     base.update(extra)
     return TicketView(**base)  # type: ignore[arg-type]
 
@@ -52,9 +60,13 @@ def test_jira_markup_is_escaped() -> None:
 
 def test_jira_limits_hold() -> None:
     long_title = "x" * 1000 + "\nsecond line"
-    huge = view(long_title, alerts=tuple(
-        Alert(fingerprint=f"{i:016x}", status="firing", labels={"k": "v" * 500}, annotations={})
-        for i in range(500)), annotations={"description": "d" * 40_000})
+    huge = view(
+        long_title,
+        alerts=tuple(
+            Alert(fingerprint=f"{i:016x}", status="firing", labels={"k": "v" * 500}, annotations={}) for i in range(500)
+        ),
+        annotations={"description": "d" * 40_000},
+    )
     assert len(tickets.summary(huge)) <= 255 and "\n" not in tickets.summary(huge)
     assert len(tickets.description(huge)) <= 32_767
     for label in tickets.labels(view(environment="prod env with spaces"), ("a b",)):
@@ -62,8 +74,9 @@ def test_jira_limits_hold() -> None:
 
 
 def test_card_fits_block_kit_limits() -> None:
-    blocks = cards.card(view("t" * 500, annotations={"summary": "s" * 5000}, jira_key="OPS-1",
-                             jira_url="http://jira/browse/OPS-1"))
+    blocks = cards.card(
+        view("t" * 500, annotations={"summary": "s" * 5000}, jira_key="OPS-1", jira_url="http://jira/browse/OPS-1")
+    )
     header = blocks[0]["text"]["text"]
     assert len(header) <= 150
     assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in blocks)

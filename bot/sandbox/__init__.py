@@ -1,0 +1,1 @@
+"""Sandbox mode: in-process emulators of external services."""

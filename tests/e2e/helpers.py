@@ -1,0 +1,47 @@
+"""What the emulators saw, in the terms the tests assert on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from bot.db import make_engine
+from tests.conftest import Emulators
+from tests.harness import wait_until
+
+
+def cards(emulators: Emulators, channel: str | None = None) -> list[dict[str, Any]]:
+    """Top-level ticket cards the bot posted."""
+    return [
+        m
+        for m in emulators.slack.messages(channel)
+        if not m["thread_ts"] and (m.get("metadata") or {}).get("event_type") == "triage_ticket"
+    ]
+
+
+def issues(emulators: Emulators) -> list[dict[str, Any]]:
+    return emulators.jira.issues()
+
+
+def queue_drained(database_url: str, timeout: float = 60.0) -> None:
+    """Wait until no job is pending or running (dead jobs fail the wait: they are bugs here)."""
+    engine = make_engine(database_url)
+
+    def check() -> bool:
+        with engine.connect() as conn:
+            rows = dict(conn.execute(text("SELECT status, count(*) FROM jobs GROUP BY status")).all())
+        assert rows.get("dead", 0) == 0, f"dead jobs: {rows}"
+        return rows.get("pending", 0) == 0 and rows.get("running", 0) == 0
+
+    try:
+        wait_until(check, timeout=timeout, interval=0.1, what="the job queue to drain")
+    finally:
+        engine.dispose()
+
+
+def post_alert(client: httpx.Client, body: dict[str, Any], source: str = "alertmanager") -> httpx.Response:
+    response = client.post(f"/alerts/{source}", json=body)
+    assert response.status_code == 202, response.text
+    return response
