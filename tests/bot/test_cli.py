@@ -1,0 +1,107 @@
+"""The command line as a user runs it: exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot.settings import EXAMPLE_POLICY
+from tests.conftest import Emulators
+from tests.e2e.helpers import issues, post_alert, queue_drained
+from tests.harness import BotProcess, alertmanager_payload, wait_until
+
+ALERT = EXAMPLE_POLICY.parent / "alertmanager.json"
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=clean | env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_policy_check(tmp_path: Path) -> None:
+    ok = cli("policy", "check", str(EXAMPLE_POLICY))
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    bad = tmp_path / "policy.yaml"
+    bad.write_text(EXAMPLE_POLICY.read_text().replace("reopen: 24h", "reopen: tomorrow", 1))
+    result = cli("policy", "check", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:line 21: environments.production.reopen: 'tomorrow' is not a duration" in result.stderr
+
+
+def test_route_prints_the_decision_without_touching_anything(tmp_path: Path) -> None:
+    result = cli("route", str(ALERT), "--json", TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path}/never.db")
+    assert result.returncode == 0, result.stderr
+    decided = json.loads(result.stdout)
+    assert decided | {"dedup_key": "", "jira_label": ""} == {
+        "source": "alertmanager",
+        "status": "firing",
+        "title": "HighErrorRate: 5xx rate above 5% on api",
+        "environment": "production",
+        "dedup_key": "",
+        "jira_label": "",
+        "severity": "critical",
+        "priority": "Highest",
+        "owner": "operators (triage)",
+        "channel": "C0OPS",
+        "on_resolve": "comment",
+        "reopen": "24h",
+        "alerts": 2,
+    }
+    assert not (tmp_path / "never.db").exists()
+    payments = tmp_path / "payments.json"
+    body = json.loads(ALERT.read_text())
+    body["commonLabels"]["service"] = "payments"
+    payments.write_text(json.dumps(body))
+    assert "team payments" in cli("route", str(payments)).stdout
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text('{"hello": 1}')
+    result = cli("route", str(garbage))
+    assert result.returncode == 2 and "is not an Alertmanager, Grafana or Events v2 payload" in result.stderr
+
+
+def test_configuration_errors_say_what_to_fix() -> None:
+    result = cli("serve", TRIAGE_JIRA_URL="https://example.atlassian.net")
+    assert result.returncode == 2
+    assert "TRIAGE_JIRA_URL is set but TRIAGE_JIRA_TOKEN is not" in result.stderr
+    result = cli(
+        "serve",
+        TRIAGE_SLACK_BOT_TOKEN="xoxb-1",
+        TRIAGE_SLACK_SIGNING_SECRET="s",
+        TRIAGE_JIRA_URL="https://example.atlassian.net",
+        TRIAGE_JIRA_TOKEN="t",
+    )
+    assert result.returncode == 2 and "TRIAGE_WEBHOOK_TOKEN is required" in result.stderr
+    result = cli("serve", TRIAGE_DATABASE_URL="mysql://x")
+    assert "TRIAGE_DATABASE_URL" in result.stderr and "postgresql+psycopg://" in result.stderr
+    assert "xoxb-1" not in result.stderr
+
+
+def test_dead_jobs_are_listed_and_retried(bot: BotProcess, emulators: Emulators, database_url: str) -> None:
+    emulators.jira.set_fault(status=400, count=1, methods={"POST"}, path_contains="/issue")
+    env = {"TRIAGE_DATABASE_URL": database_url}
+    with bot.client() as client:
+        post_alert(client, alertmanager_payload("D"))
+
+        def dead() -> Any:
+            listed = cli("jobs", **env)
+            return listed if "jira.create" in listed.stdout else None
+
+        listed = wait_until(dead, timeout=30, interval=0.5, what="a dead jira.create job")
+        assert "dead 1" in listed.stdout and "triage-bot jobs retry ID" in listed.stdout
+        job_id = next(line.split()[0] for line in listed.stdout.splitlines() if "jira.create" in line)
+        retried = cli("jobs", "retry", job_id, **env)
+        assert retried.returncode == 0 and "queued again" in retried.stdout
+        assert cli("jobs", "retry", job_id, **env).returncode == 1  # no longer dead
+        queue_drained(database_url)
+    assert len(issues(emulators)) == 1
