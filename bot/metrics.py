@@ -10,7 +10,10 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-ALERTS_RECEIVED = Counter("triage_alerts_received_total", "Alert notifications accepted, by source", ["source"])
+NOTIFICATIONS_RECEIVED = Counter(
+    "triage_notifications_received_total", "Alert notifications (webhook posts) accepted, by source", ["source"]
+)
+ALERTS_RECEIVED = Counter("triage_alerts_received_total", "Alerts in accepted notifications, by source", ["source"])
 INBOUND_REJECTED = Counter(
     "triage_inbound_rejected_total", "Inbound requests refused, by route and HTTP status", ["route", "status"]
 )

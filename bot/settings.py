@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=60.0, ge=1)
     job_max_attempts: int = Field(default=12, ge=1)
     job_poll_seconds: float = Field(default=0.2, gt=0, le=10)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_body_bytes: int = Field(default=5_242_880, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     auto_migrate: bool | None = None  # default: on for SQLite, off for server databases

@@ -43,6 +43,15 @@ def _view(runtime: Runtime, ticket: Ticket) -> TicketView:
     return view(ticket, runtime.jira.browse_url(ticket.jira_key) if ticket.jira_key else None)
 
 
+def _record_attempt(runtime: Runtime, ticket: Ticket, counter: str) -> None:
+    """Commit the intent before a non-idempotent call, so that a retry knows to look before acting."""
+    with transaction(runtime.engine) as session:
+        row = session.get(Ticket, ticket.id)
+        assert row is not None
+        setattr(row, counter, getattr(row, counter) + 1)
+        session.add(row)
+
+
 def _require_issue(ticket: Ticket) -> str:
     if not ticket.jira_key:
         raise TryLater(f"ticket {ticket.id} has no Jira issue yet")
@@ -68,11 +77,7 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
         # An earlier attempt may have created the issue and lost the answer: look before creating again.
         key = runtime.jira.find_by_label(project, shown.dedup_label)
     if key is None:
-        with transaction(runtime.engine) as session:
-            row = session.get(Ticket, ticket.id)
-            assert row is not None
-            row.jira_create_attempts += 1
-            session.add(row)
+        _record_attempt(runtime, ticket, "jira_create_attempts")
         fields = {
             "project": {"key": project},
             "issuetype": {"name": runtime.policy.jira.issue_type},
@@ -130,11 +135,7 @@ def slack_card(runtime: Runtime, ctx: JobContext) -> None:
     metadata = cards.card_metadata(shown)
     ts = runtime.slack.find_posted(ticket.slack_channel, metadata) if ticket.slack_post_attempts else None
     if ts is None:
-        with transaction(runtime.engine) as session:
-            row = session.get(Ticket, ticket.id)
-            assert row is not None
-            row.slack_post_attempts += 1
-            session.add(row)
+        _record_attempt(runtime, ticket, "slack_post_attempts")
         ts = runtime.slack.post(ticket.slack_channel, text, blocks, metadata)
     elif ticket.slack_post_attempts:
         runtime.slack.update(ticket.slack_channel, ts, text, blocks)

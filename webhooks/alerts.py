@@ -15,7 +15,7 @@ from bot import queue
 from bot.alert_processing import KIND, lane_for
 from bot.clock import utcnow
 from bot.db import transaction
-from bot.metrics import ALERTS_RECEIVED
+from bot.metrics import ALERTS_RECEIVED, NOTIFICATIONS_RECEIVED
 from bot.models import InboundEvent
 from bot.runtime import Runtime
 from webhooks.auth import check_grafana_signature, require_token
@@ -65,33 +65,39 @@ async def _accept(
     request: Request, runtime: Runtime, pool: PoolDep, source: str, raw: bytes, notes: list[GroupNotification]
 ) -> int:
     event_id = await run_in_threadpool(persist, runtime, source, raw, notes)
-    ALERTS_RECEIVED.labels(source).inc()
+    NOTIFICATIONS_RECEIVED.labels(source).inc()
+    ALERTS_RECEIVED.labels(source).inc(sum(max(1, len(note.alerts)) for note in notes))
     if pool is not None:
         pool.wake()
     return event_id
 
 
+async def _alert_group(request: Request, runtime: Runtime, pool: PoolDep, source: str) -> JSONResponse:
+    require_token(request, runtime.settings.effective_webhook_token())
+    raw, data = await read_json_object(request, runtime.settings.max_body_bytes)
+    if source == "grafana":
+        secret = runtime.settings.grafana_hmac_secret
+        if secret is not None:
+            check_grafana_signature(
+                request, raw, secret.get_secret_value(), runtime.settings.grafana_hmac_timestamp_header
+            )
+        note = from_grafana(_validate(GrafanaWebhook, data))
+    else:
+        note = from_alertmanager(_validate(AlertmanagerWebhook, data))
+    event_id = await _accept(request, runtime, pool, source, raw, [note])
+    return JSONResponse({"status": "accepted", "event_id": event_id, "dedup_key": note.dedup_key}, status_code=202)
+
+
 @router.post("/alertmanager", status_code=202)
 async def alertmanager(request: Request, runtime: RuntimeDep, pool: PoolDep) -> JSONResponse:
     """Alertmanager webhook_config receiver (payload version 4)."""
-    require_token(request, runtime.settings.effective_webhook_token())
-    raw, data = await read_json_object(request, runtime.settings.max_body_bytes)
-    note = from_alertmanager(_validate(AlertmanagerWebhook, data))
-    event_id = await _accept(request, runtime, pool, "alertmanager", raw, [note])
-    return JSONResponse({"status": "accepted", "event_id": event_id, "dedup_key": note.dedup_key}, status_code=202)
+    return await _alert_group(request, runtime, pool, "alertmanager")
 
 
 @router.post("/grafana", status_code=202)
 async def grafana(request: Request, runtime: RuntimeDep, pool: PoolDep) -> JSONResponse:
     """Grafana unified alerting webhook contact point; HMAC-checked when TRIAGE_GRAFANA_HMAC_SECRET is set."""
-    require_token(request, runtime.settings.effective_webhook_token())
-    raw, data = await read_json_object(request, runtime.settings.max_body_bytes)
-    secret = runtime.settings.grafana_hmac_secret
-    if secret is not None:
-        check_grafana_signature(request, raw, secret.get_secret_value(), runtime.settings.grafana_hmac_timestamp_header)
-    note = from_grafana(_validate(GrafanaWebhook, data))
-    event_id = await _accept(request, runtime, pool, "grafana", raw, [note])
-    return JSONResponse({"status": "accepted", "event_id": event_id, "dedup_key": note.dedup_key}, status_code=202)
+    return await _alert_group(request, runtime, pool, "grafana")
 
 
 @router.post("/events", status_code=202)

@@ -39,7 +39,7 @@ async def read_json_object(request: Request, limit: int) -> tuple[bytes, dict[st
         )
     raw = await read_body(request, limit)
     try:
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Refusal(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

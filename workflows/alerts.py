@@ -38,19 +38,24 @@ class WireAlert(_Wire):
     fingerprint: str = ""
 
 
-class AlertmanagerWebhook(_Wire):
-    """Alertmanager's webhook ``Message`` (version 4), as ``notify/webhook`` sends it."""
+class _GroupData(_Wire):
+    """Alertmanager's template ``Data`` plus the webhook envelope: what both Alertmanager and Grafana send."""
 
-    version: str
     groupKey: str = Field(min_length=1, max_length=4096)
     status: Status
     receiver: str = ""
-    alerts: list[WireAlert] = Field(max_length=10_000)
     groupLabels: dict[str, str] = Field(default_factory=dict)
     commonLabels: dict[str, str] = Field(default_factory=dict)
     commonAnnotations: dict[str, str] = Field(default_factory=dict)
     externalURL: str = ""
     truncatedAlerts: int = 0
+
+
+class AlertmanagerWebhook(_GroupData):
+    """Alertmanager's webhook ``Message`` (version 4), as ``notify/webhook`` sends it."""
+
+    version: str
+    alerts: list[WireAlert] = Field(max_length=10_000)
 
     @field_validator("version")
     @classmethod
@@ -67,18 +72,10 @@ class GrafanaAlert(WireAlert):
     valueString: str = ""
 
 
-class GrafanaWebhook(_Wire):
+class GrafanaWebhook(_GroupData):
     """Grafana unified alerting webhook (version 1): Alertmanager's data plus Grafana's extras."""
 
-    groupKey: str = Field(min_length=1, max_length=4096)
-    status: Status
-    receiver: str = ""
     alerts: list[GrafanaAlert] = Field(max_length=10_000)
-    groupLabels: dict[str, str] = Field(default_factory=dict)
-    commonLabels: dict[str, str] = Field(default_factory=dict)
-    commonAnnotations: dict[str, str] = Field(default_factory=dict)
-    externalURL: str = ""
-    truncatedAlerts: int = 0
     orgId: int = 0
     title: str = ""
     version: str = "1"
