@@ -10,6 +10,7 @@ queued before it, and is safe to run again after a crash at any point:
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from bot.clock import utcnow
@@ -24,6 +25,8 @@ from workflows import cards, tickets
 from workflows.lifecycle import EffectKind
 from workflows.states import TicketState
 from workflows.tickets import TicketView
+
+log = logging.getLogger("triage.tickets")
 
 
 def _ticket_id(ctx: JobContext) -> int:
@@ -92,7 +95,17 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
         row.jira_key = key
         row.jira_created_at = utcnow()
         session.add(row)
-    TICKET_LATENCY.observe((utcnow() - ticket.first_event_at).total_seconds())
+    latency = (utcnow() - ticket.first_event_at).total_seconds()
+    TICKET_LATENCY.observe(latency)
+    log.info(
+        "Jira issue ready",
+        extra={
+            "ticket_id": ticket.id,
+            "jira_key": key,
+            "seconds_since_alert": latency,
+            "adopted_after_uncertain_create": ticket.jira_create_attempts > 0,
+        },
+    )
 
 
 def jira_sync(runtime: Runtime, ctx: JobContext) -> None:

@@ -9,7 +9,14 @@ import pytest
 
 from tests.conftest import Emulators
 from tests.e2e.helpers import cards, issues, post_alert, queue_drained
-from tests.harness import BotProcess, alertmanager_payload
+from tests.harness import (
+    JIRA_TOKEN,
+    SLACK_SECRET,
+    SLACK_TOKEN,
+    WEBHOOK_TOKEN,
+    BotProcess,
+    alertmanager_payload,
+)
 
 
 def test_alert_group_becomes_one_ticket_and_one_card(bot: BotProcess, emulators: Emulators, database_url: str) -> None:
@@ -47,6 +54,10 @@ def test_alert_group_becomes_one_ticket_and_one_card(bot: BotProcess, emulators:
 
         ticket = client.get("/api/tickets").json()["tickets"][0]
         assert (ticket["jira_key"], ticket["state"], ticket["alert_status"]) == (issue["key"], "open", "resolved")
+    log = bot.log()
+    assert f'"jira_key": "{issue["key"]}"' in log  # structured logs say what happened...
+    for secret in (WEBHOOK_TOKEN, JIRA_TOKEN, SLACK_TOKEN, SLACK_SECRET):
+        assert secret not in log  # ...and never what must stay secret
 
 
 def test_team_route_skips_triage_and_staging_resolves(bot: BotProcess, emulators: Emulators, database_url: str) -> None:
