@@ -43,8 +43,14 @@ def enqueue(
     """Add a job in the caller's transaction. With ``coalesce``, skip it when the lane already has a
     pending job of the same kind (jobs that render from current state need only one pending copy)."""
     if coalesce:
+        # FOR UPDATE: a worker claiming that job at this moment would otherwise read the ticket before this
+        # transaction commits, and the change made here would never be rendered. With the lock, either the
+        # claim waits for this commit, or this check waits for the claim and then sees the job is running.
         already = session.exec(
-            select(Job.id).where(Job.lane == lane, Job.kind == kind, Job.status == JobStatus.PENDING).limit(1)
+            select(Job.id)
+            .where(Job.lane == lane, Job.kind == kind, Job.status == JobStatus.PENDING)
+            .limit(1)
+            .with_for_update()
         ).first()
         if already is not None:
             return None

@@ -119,3 +119,20 @@ def test_concurrent_claimers_never_run_a_job_twice(engine: Any) -> None:
         thread.join(60)
     assert sorted(seen) == sorted(set(seen)) and len(seen) == 200
     assert overlap == []
+
+
+def test_a_coalesced_enqueue_and_a_claim_of_that_job_never_interleave(engine: Any) -> None:
+    """The race the storm found on PostgreSQL: a card job claimed while a newer change was being written
+    rendered the old state, and the newer change, seeing the job still pending, queued nothing."""
+    first = _add(engine, "t", "slack.card", coalesce=True)
+    claimed: list[Job | None] = []
+    with transaction(engine) as session:
+        assert queue.enqueue(session, kind="slack.card", lane="t", coalesce=True) is None
+        claimer = threading.Thread(target=lambda: claimed.append(queue.claim(engine, "w", 30)))
+        claimer.start()
+        claimer.join(0.5)
+        # PostgreSQL: the claim skipped the locked job; SQLite: the claim waits for this transaction.
+        assert claimed in ([], [None])
+    claimer.join(30)
+    job = claimed[0] or queue.claim(engine, "w", 30)
+    assert job is not None and job.id == first
