@@ -38,6 +38,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers is not None:
         os.environ["TRIAGE_WORKERS"] = str(args.workers)
     settings = _settings()
+    if settings.jira_sandbox and settings.slack_sandbox and "TRIAGE_DATABASE_URL" not in os.environ:
+        # The emulators keep nothing across restarts, so neither may the tickets that point into them.
+        for stale in Path("var").glob("sandbox.db*"):
+            stale.unlink()
+        os.environ["TRIAGE_DATABASE_URL"] = "sqlite:///var/sandbox.db"
+        settings = _settings()
+        print("sandbox: a fresh database at var/sandbox.db (set TRIAGE_DATABASE_URL to keep one)", file=sys.stderr)
     try:
         load_policy(settings.policy)
     except PolicyError as exc:
