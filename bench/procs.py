@@ -1,0 +1,179 @@
+"""Server processes (the bot, the bare baseline) in their own process groups, their /proc figures, and
+throw-away PostgreSQL databases. Everything started here is stopped by ``stop()`` / the context managers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+REPO = Path(__file__).resolve().parent.parent  # so that `-m bench.bare_app` resolves
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_bytes(pid: int) -> int | None:
+    """VmHWM: the highest resident set size the process has had."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of the process (all its threads) so far."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14 and 15 of stat)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs of the machine have spent busy since boot (every process, not only ours)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def background_cpus(seconds: float = 0.5) -> float:
+    """CPUs' worth of work the machine does while this process sleeps: other people's processes."""
+    before = machine_busy_seconds()
+    time.sleep(seconds)
+    return (machine_busy_seconds() - before) / seconds
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+@dataclass
+class Server:
+    """One HTTP server process; ready when ``ready_path`` answers 200."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    ready_path: str
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    final_peak_rss: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 60.0) -> Server:
+        args = [a.replace("{port}", str(self.port)) for a in self.args]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, *args],
+                env=self.env | {"TRIAGE_PORT": str(self.port)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(self.url + self.ready_path, timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready on {self.url} within {timeout}s:\n{self.log_tail()}")
+
+    def peak_rss(self) -> int | None:
+        return peak_rss_bytes(self.pid) if self.proc is not None and self.proc.poll() is None else self.final_peak_rss
+
+    def cpu(self) -> float | None:
+        return cpu_seconds(self.pid) if self.proc is not None else None
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM the process group, SIGKILL it after ``grace`` seconds; keeps the last peak RSS."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        self.final_peak_rss = peak_rss_bytes(proc.pid) or self.final_peak_rss
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+
+def clean_env(extra: dict[str, str]) -> dict[str, str]:
+    """This environment without any TRIAGE_* setting of the caller's, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
+    return env | extra
+
+
+def postgres_available() -> str | None:
+    """None when the admin DSN answers, otherwise why not."""
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return None
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped (connections forced out) afterwards."""
+    name = f"triage_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL.format(name=name)
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_sessions(database_url: str) -> int | None:
+    """Sessions (connections) ever opened to the database of ``database_url``, from pg_stat_database;
+    None for anything but PostgreSQL."""
+    if not database_url.startswith("postgresql"):
+        return None
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        row = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (name,)).fetchone()
+    return int(row[0]) if row and row[0] is not None else None

@@ -1,0 +1,591 @@
+"""The benchmark: one run, every figure beside a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Coroutine
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from bench import load
+from bench.metrics import parse_prometheus, queue_busy, read_tables, seconds_between, summary
+from bench.procs import (
+    Server,
+    background_cpus,
+    clean_env,
+    load_average,
+    machine_busy_seconds,
+    postgres_available,
+    postgres_database,
+    postgres_sessions,
+)
+from bench.report import render
+from bot.alert_processing import lane_for
+from bot.sandbox.jira_emulator import ChangeEvent, JiraEmulator, create_jira_emulator
+from bot.sandbox.server_thread import ServerThread
+from bot.sandbox.slack_emulator import SlackEmulator, create_slack_emulator
+from bot.settings import Settings
+from workflows.routing import dedup_label
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results.json"
+WEBHOOK_TOKEN = "bench-webhook-token-0123456789"  # a local throw-away token
+JIRA_USER, JIRA_TOKEN = "sandbox@example.com", "sandbox-token"  # the emulator's default credentials
+SLACK_TOKEN, SLACK_SECRET = "xoxb-sandbox", "sandbox-signing-secret"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Config:
+    quick: bool
+    requests: int
+    warmup: int
+    alerts_per_post: int
+    connections: int
+    rounds: int
+    client: str
+    groups: int
+    rate: float
+    idle_groups: int
+    idle_rate: float
+    jira_latency: float
+    postgres: bool
+
+
+def bot_env(database_url: str, jira_url: str, slack_url: str, **extra: str) -> dict[str, str]:
+    """Only what a production deployment must set; everything else (workers, poll, lease) stays default."""
+    return clean_env(
+        {
+            "TRIAGE_DATABASE_URL": database_url,
+            "TRIAGE_AUTO_MIGRATE": "true",
+            "TRIAGE_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+            "TRIAGE_JIRA_URL": jira_url,
+            "TRIAGE_JIRA_USER": JIRA_USER,
+            "TRIAGE_JIRA_TOKEN": JIRA_TOKEN,
+            "TRIAGE_SLACK_BOT_TOKEN": SLACK_TOKEN,
+            "TRIAGE_SLACK_SIGNING_SECRET": SLACK_SECRET,
+            "TRIAGE_SLACK_API_URL": slack_url,
+            "TRIAGE_PUBLIC_URL": "http://127.0.0.1:9",
+            **extra,
+        }
+    )
+
+
+class Bench:
+    def __init__(self, config: Config, workdir: Path) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.servers: list[Server] = []
+        self.stack = contextlib.ExitStack()
+        self.jira: JiraEmulator
+        self.slack: SlackEmulator
+        self.jira_url = self.slack_url = ""
+
+    # ---- plumbing ------------------------------------------------------------------------------
+    def start_emulators(self) -> None:
+        jira_app, slack_app = create_jira_emulator(), create_slack_emulator()
+        jira_server = self.stack.enter_context(ServerThread(jira_app))
+        slack_server = self.stack.enter_context(ServerThread(slack_app))
+        self.jira, self.slack = jira_app.state.emulator, slack_app.state.emulator
+        self.jira_url, self.slack_url = jira_server.url, slack_server.url + "/api/"
+
+    def server(self, name: str, args: list[str], env: dict[str, str], ready_path: str) -> Server:
+        server = Server(name, args, env, self.workdir / f"{name}.log", ready_path)
+        self.servers.append(server)
+        return server.start()
+
+    def bot(self, name: str, database_url: str, **extra: str) -> Server:
+        env = bot_env(database_url, self.jira_url, self.slack_url, **extra)
+        return self.server(name, ["-m", "bot.cli", "serve"], env, "/readyz")
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+        self.stack.close()
+
+    @contextlib.contextmanager
+    def database(self, kind: str, name: str) -> Any:
+        if kind == "sqlite":
+            yield f"sqlite:///{self.workdir}/{name}.db"
+        else:
+            with postgres_database() as url:
+                try:
+                    yield url
+                finally:
+                    for server in self.servers:  # before DROP DATABASE, when something went wrong
+                        server.stop()
+
+    def databases(self) -> list[str]:
+        return ["sqlite", "postgresql"] if self.config.postgres else ["sqlite"]
+
+    # ---- 1. intake -----------------------------------------------------------------------------
+    def intake(self) -> dict[str, Any]:
+        c = self.config
+        bodies = [load.encode(load.alertmanager_payload(f"intake-{i}", c.alerts_per_post)) for i in range(c.requests)]
+        warmup = [load.encode(load.alertmanager_payload(f"warmup-{i}", c.alerts_per_post)) for i in range(c.warmup)]
+        results: dict[str, Any] = {}
+
+        def measure(
+            label: str,
+            server: Server,
+            token: str | None,
+            background: float,
+            database_url: str = "",
+            sessions0: int | None = None,
+        ) -> None:
+            loop = load.raw_closed_loop if c.client == "raw" else load.closed_loop
+            rounds = []
+            for index in range(c.rounds):
+                rounds.append(
+                    run_async(loop(server.url, token, bodies, c.connections, warmup if index == 0 else (), server.cpu))
+                )
+            server.stop()  # its backends exit, so PostgreSQL's statistics include all of its sessions
+            sessions1 = postgres_sessions(database_url)
+            rates = [r.requests / r.seconds for r in rounds]
+            run = sorted(rounds, key=lambda r: r.requests / r.seconds)[len(rounds) // 2]  # the median round
+            results[label] = {
+                "rounds": len(rounds),
+                "rounds_requests_per_s": rates,
+                "requests": run.requests,
+                "errors": sum(r.errors for r in rounds),
+                "statuses": {str(k): v for k, v in sorted(run.statuses.items())},
+                "seconds": run.seconds,
+                "requests_per_s": run.requests / run.seconds,
+                "alerts_per_s": run.requests * c.alerts_per_post / run.seconds,
+                "p50_ms": 1000 * load.percentile(run.latencies, 50),
+                "p99_ms": 1000 * load.percentile(run.latencies, 99),
+                "max_ms": 1000 * max(run.latencies),
+                "server_cpu_ms_per_request": (
+                    1000 * run.server_cpu_seconds / run.requests if run.server_cpu_seconds is not None else None
+                ),
+                "server_cpu_utilisation": (
+                    run.server_cpu_seconds / run.seconds if run.server_cpu_seconds is not None else None
+                ),
+                "client_cpu_utilisation": run.client_cpu_seconds / run.seconds,
+                # CPU the rest of the machine used meanwhile (other processes: PostgreSQL, anything else running)
+                "other_cpu_utilisation": max(
+                    0.0, run.machine_busy_seconds - run.client_cpu_seconds - (run.server_cpu_seconds or 0.0)
+                )
+                / run.seconds,
+                "peak_rss_bytes": server.final_peak_rss,
+                # connections the bot opened in its whole life (start-up, warm-up and run) to PostgreSQL
+                "postgres_sessions_opened": (sessions1 - sessions0) if sessions0 is not None and sessions1 else None,
+                "background_cpus_before": background,
+            }
+            print(
+                f"  {label:<18} {results[label]['requests_per_s']:8.0f} req/s  p99 {results[label]['p99_ms']:.1f} ms",
+                file=sys.stderr,
+            )
+
+        background = background_cpus()
+        bare = self.server("bare", ["-m", "bench.bare_app", "--port", "{port}"], clean_env({}), "/healthz")
+        measure("bare", bare, None, background)
+        for kind in self.databases():
+            background = background_cpus()  # before CREATE DATABASE, which keeps PostgreSQL busy for a moment
+            with self.database(kind, "intake") as url:
+                sessions0 = postgres_sessions(url)
+                bot = self.bot(f"bot-intake-{kind}", url, TRIAGE_WORKERS="0")
+                measure(f"bot_{kind}", bot, WEBHOOK_TOKEN, background, url, sessions0)
+        base = results["bare"]
+        for label, entry in results.items():
+            entry["ratio_requests_per_s_vs_bare"] = entry["requests_per_s"] / base["requests_per_s"]
+            entry["ratio_p50_vs_bare"] = entry["p50_ms"] / base["p50_ms"]
+            entry["ratio_p99_vs_bare"] = entry["p99_ms"] / base["p99_ms"]
+            if label != "bare" and entry["server_cpu_ms_per_request"] and base["server_cpu_ms_per_request"]:
+                entry["ratio_cpu_per_request_vs_bare"] = (
+                    entry["server_cpu_ms_per_request"] / base["server_cpu_ms_per_request"]
+                )
+        return results
+
+    # ---- 2 and 3. webhook -> ticket, Jira calls ------------------------------------------------
+    def latency(self, kind: str) -> dict[str, Any]:
+        """One bot (default workers) on a fresh database; first a trickle of groups (``unloaded``: the
+        floor of the pipeline), then the steady stream (``loaded``). Jira answers every call after
+        ``jira_latency``; each series waits until all its issues exist and the queue is empty."""
+        c = self.config
+        self.jira.reset()
+        self.slack.reset()
+        self.jira.set_fault(latency=c.jira_latency)
+        created: dict[str, float] = {}
+        lock = threading.Lock()
+
+        def on_change(event: ChangeEvent) -> None:
+            if event.kind == "issue_created":
+                with lock:
+                    created[event.issue_key] = event.timestamp
+
+        run_id = f"{kind}{int(time.time())}"
+        plan = [("unloaded", c.idle_groups, c.idle_rate), ("loaded", c.groups, c.rate)]
+        runs: dict[str, dict[str, Any]] = {}
+        unsubscribe = self.jira.on_change(on_change)
+        background = background_cpus()
+        try:
+            with self.database(kind, "latency") as url:
+                bot = self.bot(f"bot-latency-{kind}", url)
+                cpu0 = bot.cpu()
+                previous_scrape = ""
+                for name, groups, rate in plan:
+                    bodies = [
+                        load.encode(load.alertmanager_payload(f"{name}-{run_id}-{i}", c.alerts_per_post))
+                        for i in range(groups)
+                    ]
+                    expected = len(created)
+                    busy0, wall0, started = machine_busy_seconds(), time.time(), time.perf_counter()
+                    acks = run_async(load.steady(bot.url, WEBHOOK_TOKEN, bodies, rate))
+                    expected += sum(1 for a in acks if a.status == 202)
+                    deadline = time.monotonic() + 60 + groups / max(rate, 0.1) * 4
+                    while len(created) < expected and time.monotonic() < deadline:
+                        time.sleep(0.02)
+                    all_created = time.perf_counter() - started
+                    while queue_busy(url) and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    drained = time.perf_counter() - started
+                    scrape = httpx.get(
+                        bot.url + "/metrics", headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}, timeout=30
+                    )
+                    scrape.raise_for_status()
+                    runs[name] = {
+                        "groups": groups,
+                        "rate": rate,
+                        "acks": acks,
+                        "window": (wall0, time.time()),
+                        "seconds_until_all_issues": all_created,
+                        "seconds_until_queue_drained": drained,
+                        "machine_busy": machine_busy_seconds() - busy0,
+                        "metrics": (previous_scrape, scrape.text),
+                    }
+                    previous_scrape = scrape.text
+                cpu1 = bot.cpu()
+                bot.stop()
+                tables = read_tables(url)
+        finally:
+            unsubscribe()
+            self.jira.clear_faults()
+        requests = self.jira.requests()
+        issues = self.jira.issues()
+        key_by_label = {label: issue["key"] for issue in issues for label in issue["fields"]["labels"]}
+        series = {name: self._series(name, run, created, key_by_label, requests, tables) for name, run in runs.items()}
+        categories = Counter(_category(r["method"], r["path"]) for r in requests)
+        n_issues = len(issues)
+        return {
+            "database": kind,
+            "workers": Settings.model_fields["workers"].default,
+            "series": series,
+            "issues_created": n_issues,
+            "jira_requests": len(requests),
+            "jira_requests_by_category": dict(categories.most_common()),
+            "jira_requests_per_issue": len(requests) / n_issues if n_issues else None,
+            "jira_requests_per_issue_by_category": {k: v / n_issues for k, v in categories.most_common() if n_issues},
+            "outside_calls": parse_prometheus(runs["loaded"]["metrics"][1])["outside_calls"],
+            "jobs": dict(sorted(Counter(f"{j.kind}:{j.status}" for j in tables.jobs).items())),
+            "jobs_retried": sum(1 for j in tables.jobs if j.attempts > 1),
+            "slack_requests": len(self.slack.requests()),
+            "bot_cpu_seconds": (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
+            "peak_rss_bytes": bot.final_peak_rss,
+            "background_cpus_before": background,
+        }
+
+    def _series(
+        self,
+        name: str,
+        run: dict[str, Any],
+        created: dict[str, float],
+        key_by_label: dict[str, str],
+        requests: list[dict[str, Any]],
+        tables: Any,
+    ) -> dict[str, Any]:
+        floor = self.config.jira_latency
+        acks: list[load.Ack] = run["acks"]
+        begin, end = run["window"]
+        in_window = [r for r in requests if begin <= r["time"] <= end]
+        create_call_by_label: dict[str, dict[str, Any]] = {}
+        for entry in in_window:
+            if entry["method"] == "POST" and _category(entry["method"], entry["path"]) == "create issue":
+                for label in ((entry.get("body") or {}).get("fields") or {}).get("labels", []):
+                    create_call_by_label.setdefault(label, entry)
+
+        # The bench's clock: POST acknowledged -> the emulator created the issue.
+        ack_to_issue = []
+        for ack in acks:
+            key = key_by_label.get(dedup_label(ack.dedup_key, 1)) if ack.dedup_key else None
+            if key is not None and key in created:
+                ack_to_issue.append(created[key] - ack.acked_at)
+
+        # The bot's own columns, and where the time went (its jobs table + the Jira request log).
+        alert_jobs = {j.lane: j for j in tables.jobs if j.kind == "alert.process"}
+        tickets = [t for t in tables.tickets if f'"Alert{name}-' in t.dedup_key]
+        db_latency: list[float | None] = []
+        stage: dict[str, list[float | None]] = {k: [] for k in ("alert_job", "to_jira_call", "jira_call", "after")}
+        for ticket in tickets:
+            db_latency.append(seconds_between(ticket.first_event_at, ticket.jira_created_at))
+            alert_job = alert_jobs.get(lane_for(ticket.dedup_key))
+            processed = alert_job.finished_at if alert_job is not None else None
+            stage["alert_job"].append(seconds_between(ticket.first_event_at, processed))
+            call = create_call_by_label.get(dedup_label(ticket.dedup_key, ticket.generation))
+            if call is not None and processed is not None:
+                stage["to_jira_call"].append(seconds_between(processed, datetime.fromtimestamp(call["time"], UTC)))
+                stage["jira_call"].append(call["duration"])
+                answered = datetime.fromtimestamp(call["time"] + call["duration"], UTC)
+                stage["after"].append(seconds_between(answered, ticket.jira_created_at))
+
+        before, after = (parse_prometheus(text)["ticket_latency"] for text in run["metrics"])
+        hist = after.minus(before)
+        categories = Counter(_category(r["method"], r["path"]) for r in in_window)
+        bench_clock = summary(ack_to_issue)
+        db_clock = summary([v for v in db_latency if v is not None])
+        return {
+            "groups": run["groups"],
+            "rate_per_s": run["rate"],
+            "groups_acknowledged": sum(1 for a in acks if a.status == 202),
+            "ack_ms": summary([1000 * (a.acked_at - a.sent_at) for a in acks]),
+            "ack_to_issue_s": bench_clock,
+            "db_first_event_to_jira_created_s": db_clock,
+            "histogram_alert_to_ticket_s": {
+                "n": int(hist.count),
+                "mean": hist.total / hist.count if hist.count else float("nan"),
+                "p50_estimate": hist.quantile(0.5),
+                "p99_estimate": hist.quantile(0.99),
+            },
+            "stages_s": {k: summary([v for v in values if v is not None]) for k, values in stage.items()},
+            "seconds_until_all_issues": run["seconds_until_all_issues"],
+            "seconds_until_queue_drained": run["seconds_until_queue_drained"],
+            "machine_busy_cpus": run["machine_busy"] / max(end - begin, 1e-9),  # everything, the bot included
+            "jira_requests": len(in_window),
+            "jira_requests_by_category": dict(categories.most_common()),
+            "ratio_vs_jira_floor": {
+                "ack_to_issue_p50": bench_clock["p50"] / floor,
+                "ack_to_issue_p99": bench_clock["p99"] / floor,
+                "ack_to_issue_max": bench_clock["max"] / floor,
+                "db_p50": db_clock["p50"] / floor,
+                "db_p99": db_clock["p99"] / floor,
+            },
+        }
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    """SIGTERM outside the event loop: unwind through every ``finally`` (servers, databases)."""
+    raise SystemExit(128 + signum)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` where SIGTERM cancels the load cleanly: an exception raised by a signal handler in the
+    middle of a task can leave asyncio.run waiting for ever on the tasks it cancels."""
+    terminated = False
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def cancel() -> None:
+            nonlocal terminated
+            terminated = True
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, cancel)
+        try:
+            return await coro
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        if terminated:
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, _terminate)  # remove_signal_handler left SIG_DFL behind
+
+
+def _category(method: str, path: str) -> str:
+    parts = [p for p in path.split("/") if p]
+    tail = parts[3:] if parts[:2] == ["rest", "api"] else parts  # below /rest/api/{2,3,latest}/
+    if not tail:
+        return f"{method} {path}"
+    head = tail[0]
+    if head == "serverInfo":
+        return "serverInfo"
+    if head.startswith("search"):
+        return "search"
+    if head == "issue":
+        if len(tail) == 1 and method == "POST":
+            return "create issue"
+        if len(tail) == 2:
+            return {"GET": "get issue", "PUT": "update issue"}.get(method, f"{method} issue")
+        return f"{method} issue/{tail[2]}"  # comment, transitions, assignee
+    return f"{method} {head}"
+
+
+def wait_for_idle(limit: float, threshold: float = 0.2) -> None:
+    """Until the rest of the machine uses under ``threshold`` CPUs for 3 s in a row, at most ``limit`` s."""
+    deadline, quiet = time.monotonic() + limit, 0
+    while time.monotonic() < deadline and quiet < 3:
+        busy = background_cpus(1.0)
+        quiet = quiet + 1 if busy < threshold else 0
+        if not quiet:
+            print(f"bench: waiting for an idle machine (others use {busy:.1f} CPUs)", file=sys.stderr)
+    if quiet < 3:
+        print(f"bench: the machine did not go idle within {limit:.0f} s; measuring anyway", file=sys.stderr)
+
+
+def machine() -> dict[str, Any]:
+    commit = ""
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": commit,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short smoke run (about 20 s)")
+    parser.add_argument("--requests", type=int, help="intake requests per target (default 2000; quick 200)")
+    parser.add_argument(
+        "--rounds", type=int, help="intake rounds per target, the median one reported (default 3; quick 1)"
+    )
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections for intake")
+    parser.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="intake load client: raw keep-alive HTTP/1.1 over asyncio streams (default; ~0.1 ms CPU a request) "
+        "or httpx.AsyncClient (CPU-bound near 300 req/s on this machine, which caps the baseline)",
+    )
+    parser.add_argument("--alerts", type=int, default=10, help="alerts per POST")
+    parser.add_argument("--groups", type=int, help="alert groups for the latency run (default 100; quick 20)")
+    parser.add_argument("--rate", type=float, default=20.0, help="groups per second for the latency run")
+    parser.add_argument("--jira-latency", type=float, default=0.2, help="seconds the Jira emulator adds per call")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to this long for other processes to leave the CPUs alone (shared machines)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite files)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    requests = args.requests or (200 if args.quick else 2000)
+    postgres = not args.no_postgres
+    skipped = None
+    if postgres and (reason := postgres_available()) is not None:
+        postgres, skipped = False, f"PostgreSQL not reachable ({reason}); run `make services`"
+        print(f"bench: {skipped}; measuring SQLite only", file=sys.stderr)
+    config = Config(
+        quick=args.quick,
+        requests=requests,
+        warmup=min(100, max(10, requests // 20)),
+        alerts_per_post=args.alerts,
+        connections=args.connections,
+        rounds=args.rounds or (1 if args.quick else 3),
+        client=args.client,
+        groups=args.groups or (20 if args.quick else 100),
+        rate=args.rate,
+        idle_groups=5 if args.quick else 10,
+        idle_rate=2.0,
+        jira_latency=args.jira_latency,
+        postgres=postgres,
+    )
+
+    signal.signal(signal.SIGTERM, _terminate)
+    if args.wait_idle > 0:
+        wait_for_idle(args.wait_idle)
+    workdir = Path(tempfile.mkdtemp(prefix="triage-bench-"))
+    bench = Bench(config, workdir)
+    started = time.perf_counter()
+    load_before = load_average()
+    failure: BaseException | None = None
+    try:
+        bench.start_emulators()
+        print("bench: 1. intake throughput", file=sys.stderr)
+        intake = bench.intake()
+        latency = {}
+        for kind in bench.databases():
+            print(f"bench: 2. webhook -> ticket latency ({kind})", file=sys.stderr)
+            latency[kind] = bench.latency(kind)
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        bench.close()
+        if isinstance(failure, Exception):  # not for Ctrl-C or SIGTERM
+            for server in bench.servers:
+                tail = "\n".join(server.log_tail().splitlines()[-15:])
+                print(f"bench: end of the {server.name} log:\n{tail}", file=sys.stderr)
+        if args.keep:
+            print(f"bench: logs and SQLite files kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    bare_rss = intake["bare"]["peak_rss_bytes"]
+    memory = {
+        name: {"peak_rss_bytes": rss, "ratio_vs_bare": rss / bare_rss if rss and bare_rss else None}
+        for name, rss in [
+            ("bare", bare_rss),
+            *((f"bot_intake_{k}", intake[f"bot_{k}"]["peak_rss_bytes"]) for k in bench.databases()),
+            *((f"bot_latency_{k}", latency[k]["peak_rss_bytes"]) for k in bench.databases()),
+        ]
+    }
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "config": asdict(config),
+        "postgres_skipped": skipped,
+        "intake": intake,
+        "latency": latency,
+        "memory": memory,
+        "bench_seconds": time.perf_counter() - started,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+    }
+    args.output.write_text(json.dumps(_finite(results), indent=2, default=_json_default) + "\n")
+    print(render(results))
+    print(f"\n(figures also in {args.output})")
+    return 0
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (no samples) as null, so the file is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
