@@ -8,15 +8,15 @@ completion commit together or not at all.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 from bot import queue
 from bot.clock import utcnow
-from bot.models import Ticket
+from bot.models import InboundEvent, Ticket
+from bot.retry import PermanentError
 from bot.runtime import Runtime
 from bot.ticket_store import apply_notification, dedup_hash, latest_for, move, record, snapshot, view
 from bot.worker import JobContext
-from workflows.alerts import GroupNotification
+from workflows.alerts import Source, notification_from
 from workflows.lifecycle import COALESCED, digest, plan
 from workflows.routing import route
 from workflows.states import TicketState
@@ -33,10 +33,13 @@ def ticket_lane(ticket_id: int) -> str:
 
 
 def process_alert(runtime: Runtime, ctx: JobContext) -> None:
-    data = json.loads(ctx.job.payload)
-    note = GroupNotification.from_json(data["notification"])
-    received_at = datetime.fromisoformat(data["received_at"])
+    event_id = json.loads(ctx.job.payload)["event_id"]
     with ctx.final() as session:
+        event = session.get(InboundEvent, event_id)
+        if event is None:
+            raise PermanentError(f"inbound event {event_id} is gone")
+        received_at = event.received_at
+        note = notification_from(Source(event.source), json.loads(event.body))
         current = latest_for(session, note.dedup_key)
         if current is not None:
             stored = view(current)

@@ -36,8 +36,8 @@ class Job(SQLModel, table=True):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        Index("ix_jobs_claim", "status", "run_after"),
-        Index("ix_jobs_lane", "lane", "id"),
+        Index("ix_jobs_status_id", "status", "id"),  # claims walk pending jobs in id order
+        Index("ix_jobs_lane_status_id", "lane", "status", "id"),  # "is an earlier job of this lane unfinished?"
     )
 
     id: int | None = Field(default=None, primary_key=True)

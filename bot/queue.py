@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, update
+from sqlalchemy import and_, delete, exists, func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -71,16 +71,23 @@ def claim(engine: Engine, worker_id: str, lease_seconds: float) -> Job | None:
     blocked = exists().where(
         and_(
             col(earlier.lane) == col(Job.lane),
-            col(earlier.id) < col(Job.id),
             col(earlier.status).in_((JobStatus.PENDING, JobStatus.RUNNING, JobStatus.DEAD)),
+            col(earlier.id) < col(Job.id),
         )
     )
-    runnable = or_(
-        and_(col(Job.status) == JobStatus.PENDING, col(Job.run_after) <= now),
-        and_(col(Job.status) == JobStatus.RUNNING, col(Job.locked_until) < now),
+    query = (
+        select(Job)
+        .where(col(Job.status) == JobStatus.PENDING, col(Job.run_after) <= now, ~blocked)
+        .order_by(col(Job.id))
+        .limit(1)
     )
-    query = select(Job).where(runnable, ~blocked).order_by(col(Job.id)).limit(1)
     with transaction(engine) as session:
+        # Jobs whose worker died: their lease ran out, so they are anyone's again (the old owner is fenced off).
+        session.execute(
+            update(Job)
+            .where(col(Job.status) == JobStatus.RUNNING, col(Job.locked_until) < now)
+            .values(status=JobStatus.PENDING, locked_until=None)
+        )
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=Job)
         job = session.exec(query).first()

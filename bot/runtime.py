@@ -25,7 +25,7 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         return cls(
             settings=settings,
-            engine=make_engine(settings.database_url, pool_size=max(5, settings.workers + 5)),
+            engine=make_engine(settings.database_url, pool_size=settings.workers + 20),  # + the request threads
             policy=load_policy(settings.policy),
             jira=JiraGateway(settings),
             slack=SlackGateway(settings),

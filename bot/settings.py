@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     grafana_hmac_secret: SecretStr | None = None
     grafana_hmac_timestamp_header: str | None = None
 
-    workers: int = Field(default=4, ge=0, le=64)
+    workers: int = Field(default=8, ge=0, le=64)
     job_lease_seconds: float = Field(default=60.0, ge=1)
     job_max_attempts: int = Field(default=25, ge=1)  # about 90 minutes of backoff before a job is kept as dead
     job_poll_seconds: float = Field(default=0.2, gt=0, le=10)

@@ -1,4 +1,4 @@
-"""Request-scoped access to the running service."""
+"""Request-scoped access to the running service (async: plain functions would cost a thread hop each)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from bot.runtime import Runtime
 from bot.worker import WorkerPool
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_pool(request: Request) -> WorkerPool | None:
+async def get_pool(request: Request) -> WorkerPool | None:
     pool: WorkerPool | None = request.app.state.pool
     return pool
 

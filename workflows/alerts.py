@@ -176,37 +176,6 @@ class GroupNotification:
             alerts=tuple(replace(a, status=self.status) for a in alerts),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source.value,
-            "dedup_key": self.dedup_key,
-            "status": self.status,
-            "title": self.title,
-            "labels": self.labels,
-            "annotations": self.annotations,
-            "alerts": [a.to_json() for a in self.alerts],
-            "external_url": self.external_url,
-            "truncated_alerts": self.truncated_alerts,
-            "acknowledged": self.acknowledged,
-            "extra": self.extra,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> GroupNotification:
-        return cls(
-            source=Source(data["source"]),
-            dedup_key=data["dedup_key"],
-            status=data["status"],
-            title=data["title"],
-            labels=dict(data["labels"]),
-            annotations=dict(data["annotations"]),
-            alerts=tuple(Alert.from_json(a) for a in data["alerts"]),
-            external_url=data.get("external_url", ""),
-            truncated_alerts=data.get("truncated_alerts", 0),
-            acknowledged=data.get("acknowledged", False),
-            extra=dict(data.get("extra", {})),
-        )
-
 
 def _fingerprint(labels: dict[str, str]) -> str:
     canonical = json.dumps(labels, sort_keys=True, separators=(",", ":"))
@@ -310,10 +279,19 @@ def from_event(event: Event, generated_dedup_key: str) -> GroupNotification:
     )
 
 
+def notification_from(source: Source, body: dict[str, Any], generated_dedup_key: str = "") -> GroupNotification:
+    """Validate a sender's payload (pydantic.ValidationError if it is not one) and read it as one notification."""
+    if source is Source.EVENTS:
+        return from_event(Event.model_validate(body), generated_dedup_key)
+    if source is Source.GRAFANA:
+        return from_grafana(GrafanaWebhook.model_validate(body))
+    return from_alertmanager(AlertmanagerWebhook.model_validate(body))
+
+
 def parse_any(body: dict[str, Any]) -> GroupNotification:
     """Recognise a payload of any supported sender (used by ``triage-bot route``)."""
     if "routing_key" in body or "event_action" in body:
-        return from_event(Event.model_validate(body), generated_dedup_key="(generated on receipt)")
+        return notification_from(Source.EVENTS, body, "(generated on receipt)")
     if "orgId" in body or str(body.get("version")) == "1":
-        return from_grafana(GrafanaWebhook.model_validate(body))
-    return from_alertmanager(AlertmanagerWebhook.model_validate(body))
+        return notification_from(Source.GRAFANA, body)
+    return notification_from(Source.ALERTMANAGER, body)
