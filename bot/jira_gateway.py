@@ -23,17 +23,28 @@ class JiraGateway:
         self._timeout = settings.jira_timeout
         self._browse_base = (settings.jira_url or f"{settings.base_url}/sandbox/jira").rstrip("/")
         self._local = threading.local()
+        self._server_lock = threading.Lock()
+        self._server: tuple[str | None, tuple[int, ...]] | None = None
 
     @property
     def client(self) -> JIRA:
-        """One client per worker thread (requests sessions are not shared across threads)."""
+        """One client per worker thread (requests sessions are not shared across threads). Only the first
+        asks Jira for its server info (Cloud or Data Center decides the search and assignee calls)."""
         client: JIRA | None = getattr(self._local, "client", None)
         if client is None:
             auth: dict[str, Any] = (
                 {"basic_auth": (self._user, self._token)} if self._user else {"token_auth": self._token}
             )
-            with outside_call("jira", "server_info"):
-                client = JIRA(server=self._url, max_retries=0, timeout=self._timeout, **auth)
+            with self._server_lock:
+                known = self._server is not None
+                with outside_call("jira", "server_info" if not known else "client"):
+                    client = JIRA(
+                        server=self._url, max_retries=0, timeout=self._timeout, get_server_info=not known, **auth
+                    )
+                if self._server is None:
+                    self._server = (client.deploymentType, client._version)
+                else:
+                    client.deploymentType, client._version = self._server
             self._local.client = client
         return client
 
