@@ -38,18 +38,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers is not None:
         os.environ["TRIAGE_WORKERS"] = str(args.workers)
     settings = _settings()
-    if settings.jira_sandbox and settings.slack_sandbox and "TRIAGE_DATABASE_URL" not in os.environ:
+    if settings.full_sandbox and not os.environ.get("TRIAGE_DATABASE_URL"):
         # The emulators keep nothing across restarts, so neither may the tickets that point into them.
         for stale in Path("var").glob("sandbox.db*"):
             stale.unlink()
-        os.environ["TRIAGE_DATABASE_URL"] = "sqlite:///var/sandbox.db"
-        settings = _settings()
         print("sandbox: a fresh database at var/sandbox.db (set TRIAGE_DATABASE_URL to keep one)", file=sys.stderr)
     try:
         load_policy(settings.policy)
     except PolicyError as exc:
         return _fail(str(exc))
-    mode = "SANDBOX MODE (built-in Jira and Slack emulators)" if settings.sandbox else "live"
+    mode = "SANDBOX MODE (built-in Jira and/or Slack emulators)" if settings.sandbox else "live"
     print(f"triage-bot serving on {settings.local_url} in {mode}; policy {settings.policy}", file=sys.stderr)
     if settings.sandbox:
         print(f"  Jira emulator:  {settings.local_url}/sandbox/jira/_emulator/issues", file=sys.stderr)
@@ -170,11 +168,24 @@ def cmd_route(args: argparse.Namespace) -> int:
 def cmd_jobs(args: argparse.Namespace) -> int:
     from sqlmodel import Session
 
-    from bot import queue
+    from bot import migrate, queue
     from bot.db import make_engine
 
     settings = _settings()
     engine = make_engine(settings.database_url)
+    if not migrate.is_current(engine, settings.database_url):
+        return _fail(
+            f"the database at {settings.database_url} has no current schema: is this the server's "
+            "TRIAGE_DATABASE_URL? (`triage-bot db upgrade` creates it)"
+        )
+    if args.action == "drop":
+        code = 0
+        for job_id in args.ids:
+            if queue.drop(engine, job_id):
+                print(f"job {job_id}: dropped; later jobs of its lane can run")
+            else:
+                code = _fail(f"job {job_id}: not found or not dead", 1)
+        return code
     if args.action == "retry":
         if not args.ids:
             return _fail("say which jobs: triage-bot jobs retry ID [ID...]")
@@ -198,7 +209,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         error = (job.last_error or "").splitlines()[0][:90] if job.last_error else ""
         print(f"{job.id:>7}  {job.status:<8} {job.kind:<16} {job.attempts:>5}  {job.lane[:28]:<28} {error}")
     if any(j.status == "dead" for j in jobs):
-        print("\nput a dead job back with: triage-bot jobs retry ID")
+        print("\nput a dead job back with: triage-bot jobs retry ID   (or give up on it: triage-bot jobs drop ID)")
     return 0
 
 
@@ -302,8 +313,8 @@ def parser() -> argparse.ArgumentParser:
     route.add_argument("--json", action="store_true")
     route.set_defaults(func=cmd_route)
 
-    jobs = sub.add_parser("jobs", help="list jobs (dead ones by default), or retry dead ones")
-    jobs.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    jobs = sub.add_parser("jobs", help="list jobs (dead ones by default); retry or drop dead ones")
+    jobs.add_argument("action", nargs="?", choices=["list", "retry", "drop"], default="list")
     jobs.add_argument("ids", nargs="*", type=int)
     jobs.add_argument("--status", default="dead", help="comma list: pending,running,dead,done")
     jobs.add_argument("--limit", type=int, default=100)

@@ -22,8 +22,8 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
         if secret:
             text = text.replace(secret, "***")
     text = _SECRET_PATTERNS[0].sub("xox*-***", text)
-    text = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    return _SECRET_PATTERNS[2].sub(lambda m: f"{m.group(1)} ***", text)
+    text = _SECRET_PATTERNS[2].sub(lambda m: f"{m.group(1)} ***", text)  # before the key=value rule eats the scheme
+    return _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
 
 
 class JsonFormatter(logging.Formatter):

@@ -81,6 +81,7 @@ class Ticket(SQLModel, table=True):
     external_url: str = Field(default="", sa_column=Column(Text, nullable=False))
     jira_key: str | None = Field(default=None, max_length=64, index=True)
     jira_create_attempts: int = 0
+    jira_create_attempted_at: datetime | None = None
     slack_channel: str = Field(max_length=32)
     slack_ts: str | None = Field(default=None, max_length=32)
     slack_post_attempts: int = 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, update
+from sqlalchemy import and_, delete, exists, func, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -42,6 +42,10 @@ def enqueue(
 ) -> Job | None:
     """Add a job in the caller's transaction. With ``coalesce``, skip it when the lane already has a
     pending job of the same kind (jobs that render from current state need only one pending copy)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Ids are handed out at insert but seen at commit: without this, a job inserted later could commit
+        # first and run before an earlier job of its lane. SQLite needs nothing: its writers are serialised.
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:lane, 0))"), {"lane": lane})
     if coalesce:
         # FOR UPDATE: a worker claiming that job at this moment would otherwise read the ticket before this
         # transaction commits, and the change made here would never be rendered. With the lock, either the
@@ -119,9 +123,14 @@ def complete(session: Session, job: Job, worker_id: str) -> None:
     _fenced(session, job, worker_id, status=JobStatus.DONE, finished_at=utcnow(), locked_until=None, last_error=None)
 
 
-def fail(engine: Engine, job: Job, worker_id: str, error: str, retry_in: float | None) -> None:
-    """Schedule a retry in ``retry_in`` seconds, or keep the job as dead when None."""
+def fail(
+    engine: Engine, job: Job, worker_id: str, error: str, retry_in: float | None, count_attempt: bool = True
+) -> None:
+    """Schedule a retry in ``retry_in`` seconds, or keep the job as dead when None. ``count_attempt=False``
+    gives the attempt back (the server asked us to wait: nothing was tried, nothing is uncertain)."""
     values: dict[str, Any] = {"last_error": error[:ERROR_LIMIT], "locked_until": None}
+    if not count_attempt:
+        values["attempts"] = max(0, job.attempts - 1)
     if retry_in is None:
         values.update(status=JobStatus.DEAD, finished_at=utcnow())
     else:
@@ -142,12 +151,28 @@ def extend_leases(engine: Engine, worker_id: str, job_ids: Sequence[int], lease_
 
 
 def retry(engine: Engine, job_id: int) -> bool:
-    """Put a dead job back in the queue with a fresh attempt budget."""
+    """Put a dead job back in the queue with a fresh attempt budget. The count restarts at 1, not 0: the job
+    did run before, so handlers that look for the result of an uncertain attempt still look."""
     with transaction(engine) as session:
         result = session.execute(
             update(Job)
             .where(col(Job.id) == job_id, col(Job.status) == JobStatus.DEAD)
-            .values(status=JobStatus.PENDING, attempts=0, run_after=utcnow(), finished_at=None)
+            .values(status=JobStatus.PENDING, attempts=1, run_after=utcnow(), finished_at=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def drop(engine: Engine, job_id: int) -> bool:
+    """Give up on a dead job for good (it stays in the table as done, with its last error)."""
+    with transaction(engine) as session:
+        result = session.execute(
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.status) == JobStatus.DEAD)
+            .values(
+                status=JobStatus.DONE,
+                finished_at=utcnow(),
+                last_error=func.coalesce(Job.last_error, "") + " [dropped by an operator]",
+            )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 

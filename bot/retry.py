@@ -8,6 +8,8 @@ exponential backoff with jitter (tenacity's strategy). Errors that no retry can 
 from __future__ import annotations
 
 import email.utils
+import math
+import random
 import socket
 import time
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import requests
 import tenacity
 from jira.exceptions import JIRAError
 from slack_sdk.errors import SlackApiError, SlackRequestError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 MAX_RETRY_AFTER = 3600.0
 _BACKOFF = tenacity.wait_exponential_jitter(initial=1, max=300, exp_base=2, jitter=1)
@@ -30,6 +33,7 @@ _RETRYABLE_SLACK = frozenset(
 class Verdict:
     retryable: bool
     retry_after: float | None = None
+    rate_limited: bool = False  # a 429: the request was refused unprocessed, so the attempt does not count
 
 
 class PermanentError(Exception):
@@ -52,10 +56,12 @@ def parse_retry_after(value: str | None) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        seconds = parsed.timestamp() - time.time()
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
+            return None  # a header we cannot read: fall back to our own backoff
+    if not math.isfinite(seconds):
+        return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
@@ -72,15 +78,17 @@ def classify(exc: BaseException) -> Verdict:
         status = exc.status_code
         after = parse_retry_after(_headers(exc.response).get("Retry-After")) if exc.response is not None else None
         if status is None or status in _RETRYABLE_HTTP:
-            return Verdict(True, after)
+            return Verdict(True, after, rate_limited=status == 429)
         return Verdict(False)
     if isinstance(exc, SlackApiError):
         status = exc.response.status_code
         error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
         after = parse_retry_after(exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after"))
         if status in _RETRYABLE_HTTP or error in _RETRYABLE_SLACK:
-            return Verdict(True, after)
+            return Verdict(True, after, rate_limited=status == 429 or error in ("ratelimited", "rate_limited"))
         return Verdict(False)
+    if isinstance(exc, OperationalError | InterfaceError) or getattr(exc, "connection_invalidated", False):
+        return Verdict(True)  # the database restarted, a deadlock was broken, SQLite stayed locked: try again
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         status = exc.response.status_code
         return Verdict(status in _RETRYABLE_HTTP, parse_retry_after(exc.response.headers.get("Retry-After")))
@@ -99,5 +107,6 @@ class _Attempt:
 def delay_for(attempt: int, verdict: Verdict) -> float:
     """Seconds to wait before attempt ``attempt + 1``."""
     if verdict.retry_after is not None:
-        return verdict.retry_after
+        # What the server asked for, plus up to 10% so that jobs told to wait together do not return together.
+        return verdict.retry_after * (1 + random.random() / 10)  # noqa: S311 - jitter, not security
     return float(_BACKOFF(_Attempt(attempt)))  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ SANDBOX_SLACK_SECRET = "sandbox-signing-secret"  # noqa: S105
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIAGE_", extra="ignore", frozen=True)
 
-    database_url: str = "sqlite:///var/triage-bot.db"
+    database_url: str = ""  # default: var/triage-bot.db, or var/sandbox.db in full sandbox mode
     policy: Path = EXAMPLE_POLICY
     webhook_token: SecretStr | None = None
     metrics_token: SecretStr | None = None
@@ -33,11 +33,13 @@ class Settings(BaseSettings):
     jira_user: str | None = None
     jira_token: SecretStr | None = None
     jira_timeout: float = Field(default=10.0, gt=0, le=120)
+    # After a create whose answer was lost, wait this long before searching for it: Jira's index lags.
+    jira_search_settle_seconds: float = Field(default=20.0, ge=0, le=600)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
-    slack_timeout: float = Field(default=10.0, gt=0, le=120)
+    slack_timeout: float = Field(default=10.0, ge=1, le=120)
 
     grafana_hmac_secret: SecretStr | None = None
     grafana_hmac_timestamp_header: str | None = None
@@ -54,15 +56,27 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database(cls, value: str) -> str:
+        if not value:
+            return value
         if value.startswith("postgres://") or value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         if not (value.startswith("sqlite:") or value.startswith("postgresql+psycopg://")):
             raise ValueError("use sqlite:///path/to.db or postgresql+psycopg://user:pass@host:5432/db")
         return value
 
-    @field_validator("jira_url", mode="before")
+    @field_validator(
+        "jira_url",
+        "jira_user",
+        "jira_token",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "webhook_token",
+        "metrics_token",
+        "grafana_hmac_secret",
+        mode="before",
+    )
     @classmethod
-    def _unset_when_empty(cls, value: str | None) -> str | None:
+    def _unset_when_empty(cls, value: object) -> object:
         return value or None
 
     @field_validator("jira_url", "slack_api_url", "public_url")
@@ -77,6 +91,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _complete(self) -> Settings:
+        if not self.database_url:
+            name = "sandbox.db" if self.full_sandbox else "triage-bot.db"
+            object.__setattr__(self, "database_url", f"sqlite:///var/{name}")
         if self.jira_url and not self.jira_token:
             raise ValueError(
                 "TRIAGE_JIRA_URL is set but TRIAGE_JIRA_TOKEN is not: set the API token "
@@ -84,7 +101,7 @@ class Settings(BaseSettings):
             )
         if self.slack_bot_token and not self.slack_signing_secret:
             raise ValueError("TRIAGE_SLACK_BOT_TOKEN is set but TRIAGE_SLACK_SIGNING_SECRET is not")
-        if not self.sandbox and self.webhook_token is None:
+        if not self.full_sandbox and self.webhook_token is None:
             raise ValueError("TRIAGE_WEBHOOK_TOKEN is required when Jira or Slack is real (it guards /alerts/*)")
         if self.webhook_token is not None and len(self.webhook_token.get_secret_value()) < 16:
             raise ValueError("TRIAGE_WEBHOOK_TOKEN must be at least 16 characters")
@@ -101,6 +118,11 @@ class Settings(BaseSettings):
     @property
     def sandbox(self) -> bool:
         return self.jira_sandbox or self.slack_sandbox
+
+    @property
+    def full_sandbox(self) -> bool:
+        """Both Jira and Slack are the built-in emulators: nothing real is reachable through this bot."""
+        return self.jira_sandbox and self.slack_sandbox
 
     @property
     def is_sqlite(self) -> bool:

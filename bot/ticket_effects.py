@@ -46,12 +46,14 @@ def _view(runtime: Runtime, ticket: Ticket) -> TicketView:
     return view(ticket, runtime.jira.browse_url(ticket.jira_key) if ticket.jira_key else None)
 
 
-def _record_attempt(runtime: Runtime, ticket: Ticket, counter: str) -> None:
+def _record_attempt(runtime: Runtime, ticket: Ticket, counter: str, stamp: str | None = None) -> None:
     """Commit the intent before a non-idempotent call, so that a retry knows to look before acting."""
     with transaction(runtime.engine) as session:
         row = session.get(Ticket, ticket.id)
         assert row is not None
         setattr(row, counter, getattr(row, counter) + 1)
+        if stamp:
+            setattr(row, stamp, utcnow())
         session.add(row)
 
 
@@ -77,10 +79,17 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
     project = runtime.policy.jira.project
     key = None
     if ticket.jira_create_attempts > 0:
-        # An earlier attempt may have created the issue and lost the answer: look before creating again.
+        # An earlier attempt may have created the issue and lost the answer: look before creating again,
+        # once Jira's search index has had time to see it.
+        settle = runtime.settings.jira_search_settle_seconds
+        since = (
+            (utcnow() - ticket.jira_create_attempted_at).total_seconds() if ticket.jira_create_attempted_at else settle
+        )
+        if since < settle:
+            raise TryLater("an earlier create may have landed; waiting for Jira's search to show it", settle - since)
         key = runtime.jira.find_by_label(project, shown.dedup_label)
     if key is None:
-        _record_attempt(runtime, ticket, "jira_create_attempts")
+        _record_attempt(runtime, ticket, "jira_create_attempts", "jira_create_attempted_at")
         fields = {
             "project": {"key": project},
             "issuetype": {"name": runtime.policy.jira.issue_type},

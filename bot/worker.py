@@ -102,7 +102,12 @@ class WorkerPool:
             if job is None:
                 self._idle()
                 continue
-            self.run(job, worker_id)
+            try:
+                self.run(job, worker_id)
+            except Exception:
+                log.exception(
+                    "job runner failed; the job's lease will expire and it will run again", extra={"job_id": job.id}
+                )
 
     def run(self, job: Job, worker_id: str) -> None:
         assert job.id is not None
@@ -128,7 +133,8 @@ class WorkerPool:
 
     def _failed(self, job: Job, worker_id: str, exc: Exception) -> None:
         verdict = classify(exc)
-        retry = verdict.retryable and job.attempts < self.runtime.settings.job_max_attempts
+        rate_limited = verdict.rate_limited
+        retry = verdict.retryable and (rate_limited or job.attempts < self.runtime.settings.job_max_attempts)
         delay = delay_for(job.attempts, verdict) if retry else None
         error = f"{type(exc).__name__}: {exc}"
         fields = {
@@ -149,7 +155,7 @@ class WorkerPool:
         if not retry:
             JOBS_FINISHED.labels(job.kind, "dead").inc()
         try:
-            queue.fail(self.runtime.engine, job, worker_id, error, delay)
+            queue.fail(self.runtime.engine, job, worker_id, error, delay, count_attempt=not rate_limited)
         except queue.LostLease:
             pass
         except Exception:

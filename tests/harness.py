@@ -125,6 +125,7 @@ def bot_env(database_url: str, jira_url: str, slack_url: str, **extra: str) -> d
         "TRIAGE_PUBLIC_URL": "http://127.0.0.1:9",
         "TRIAGE_JOB_LEASE_SECONDS": "5",
         "TRIAGE_JOB_POLL_SECONDS": "0.05",
+        "TRIAGE_JIRA_SEARCH_SETTLE_SECONDS": "1",
         "TRIAGE_LOG_LEVEL": "INFO",
     }
     env.update(extra)

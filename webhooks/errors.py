@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.metrics import INBOUND_REJECTED
+
+log = logging.getLogger("triage.http")
 
 
 class Refusal(Exception):
@@ -36,6 +39,13 @@ def install(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         INBOUND_REJECTED.labels(_route(request), "422").inc()
         return JSONResponse({"error": "invalid_request", "detail": jsonable_errors(exc.errors())}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", extra={"path": request.url.path})
+        return JSONResponse(
+            {"error": "internal_error", "detail": "an unexpected error; it has been logged"}, status_code=500
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

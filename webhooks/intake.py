@@ -42,6 +42,8 @@ async def read_json_object(request: Request, limit: int) -> tuple[bytes, dict[st
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Refusal(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Refusal(400, "invalid_json", "the body nests too deeply") from None
     if not isinstance(data, dict):
         raise Refusal(422, "invalid_request", "the body must be a JSON object")
     return raw, data

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session, col, select
 
@@ -73,7 +73,9 @@ async def list_tickets(
 
 
 @router.get("/tickets/{ticket_id}")
-async def get_ticket(request: Request, runtime: RuntimeDep, ticket_id: int) -> dict[str, Any]:
+async def get_ticket(
+    request: Request, runtime: RuntimeDep, ticket_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> dict[str, Any]:
     require_token(request, runtime.settings.effective_webhook_token())
 
     def read() -> dict[str, Any] | None:

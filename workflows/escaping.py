@@ -39,8 +39,20 @@ def one_line(text: str) -> str:
     return " ".join(strip_control(text).split())
 
 
+def _units(text: str) -> int:
+    """Length as Jira and Slack count it: UTF-16 code units (an emoji is two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def truncate(text: str, limit: int, marker: str = "…") -> str:
-    """Cut to ``limit`` characters, ending with ``marker`` when something was cut."""
-    if len(text) <= limit:
+    """Cut to ``limit`` UTF-16 units, on a character boundary, ending with ``marker`` when something was cut."""
+    if len(text) <= limit // 2 or _units(text) <= limit:
         return text
-    return text[: max(0, limit - len(marker))] + marker
+    budget = limit - _units(marker)
+    out, used = [], 0
+    for char in text:
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > budget:
+            break
+        out.append(char)
+    return "".join(out) + marker

@@ -25,6 +25,7 @@ OnResolve = Literal["ignore", "comment", "resolve"]
 
 DEFAULT_TRANSITIONS = {
     "open": "Reopen",
+    "assigned": "Reopen",  # back from resolved/closed to a team: the issue is open again in Jira
     "in_progress": "In Progress",
     "resolved": "Resolved",
     "closed": "Done",

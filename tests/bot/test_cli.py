@@ -105,3 +105,8 @@ def test_dead_jobs_are_listed_and_retried(bot: BotProcess, emulators: Emulators,
         assert cli("jobs", "retry", job_id, **env).returncode == 1  # no longer dead
         queue_drained(database_url)
     assert len(issues(emulators)) == 1
+
+
+def test_a_real_jira_alone_still_needs_a_webhook_token() -> None:
+    result = cli("jobs", TRIAGE_JIRA_URL="https://example.atlassian.net", TRIAGE_JIRA_TOKEN="t", TRIAGE_JIRA_USER="u")
+    assert result.returncode == 2 and "TRIAGE_WEBHOOK_TOKEN is required" in result.stderr

@@ -135,3 +135,21 @@ def test_good_posts_are_persisted_before_the_answer(make_bot: Any, database_url:
         assert 'triage_jobs{status="pending"} 2.0' in metrics.text
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json()["checks"] == {"database": "ok", "schema": "ok"}
+
+
+def test_nul_characters_and_deep_nesting(make_bot: Any, database_url: str) -> None:
+    """A NUL in an alert (PostgreSQL text cannot hold one) is dropped, not left to block the group's lane."""
+    bot: BotProcess = make_bot()
+    with bot.client() as client:
+        deep = client.post(
+            "/alerts/events", content=b"[" * 100_000 + b"]" * 100_000, headers={"Content-Type": "application/json"}
+        )
+        assert deep.status_code == 400 and deep.json()["error"] == "invalid_json"
+        assert client.get("/api/tickets/99999999999999999999").status_code == 422
+        body = alertmanager_payload("N", annotations={"summary": "bad\u0000byte"})
+        assert client.post("/alerts/alertmanager", json=body).status_code == 202
+        from tests.e2e.helpers import queue_drained
+
+        queue_drained(database_url)
+        [ticket] = client.get("/api/tickets").json()["tickets"]
+        assert ticket["jira_key"] and ticket["title"] == "AlertN: badbyte"

@@ -81,3 +81,10 @@ def test_card_fits_block_kit_limits() -> None:
     assert len(header) <= 150
     assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in blocks)
     assert "<http://jira/browse/OPS-1|OPS-1>" in json.dumps(blocks)
+
+
+def test_limits_count_utf16_units_like_jira() -> None:
+    title = "🔥" * 200  # 400 UTF-16 units
+    cut = tickets.summary(view(title))
+    assert len(cut.encode("utf-16-le")) // 2 <= 255
+    assert cut.endswith("…") and "\ud83d" not in cut
