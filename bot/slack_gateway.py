@@ -43,8 +43,11 @@ class SlackGateway:
         with outside_call("slack", "chat.update"):
             self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
 
-    def find_posted(self, channel: str, metadata: dict[str, Any], thread_ts: str | None = None) -> str | None:
-        """The ts of a message we posted with exactly this metadata payload, if an uncertain post landed."""
+    def find_posted(
+        self, channel: str, metadata: dict[str, Any], oldest: float, thread_ts: str | None = None
+    ) -> str | None:
+        """The ts of a message we posted with exactly this metadata payload, if an uncertain post landed.
+        ``oldest`` (unix seconds) bounds the search to when the post can have happened."""
         cursor: str | None = None
         for _ in range(HISTORY_PAGES):
             with outside_call("slack", "conversations.history"):

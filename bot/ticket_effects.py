@@ -27,6 +27,7 @@ from workflows.states import TicketState
 from workflows.tickets import TicketView
 
 log = logging.getLogger("triage.tickets")
+CLOCK_SKEW = 300.0  # seconds of leeway between our clock and Slack's when bounding a history search
 
 
 def _ticket_id(ctx: JobContext) -> int:
@@ -155,7 +156,8 @@ def slack_card(runtime: Runtime, ctx: JobContext) -> None:
         runtime.slack.update(ticket.slack_channel, ticket.slack_ts, text, blocks)
         return
     metadata = cards.card_metadata(shown)
-    ts = runtime.slack.find_posted(ticket.slack_channel, metadata) if ticket.slack_post_attempts else None
+    since = ticket.created_at.timestamp() - CLOCK_SKEW
+    ts = runtime.slack.find_posted(ticket.slack_channel, metadata, since) if ticket.slack_post_attempts else None
     if ts is None:
         _record_attempt(runtime, ticket, "slack_post_attempts")
         ts = runtime.slack.post(ticket.slack_channel, text, blocks, metadata)
@@ -173,7 +175,8 @@ def slack_note(runtime: Runtime, ctx: JobContext) -> None:
     if not ticket.slack_ts:
         raise TryLater(f"ticket {ticket.id} has no Slack card yet")
     metadata = {"event_type": "triage_note", "event_payload": {"ticket_id": ticket.id, "job_id": ctx.job.id}}
-    if ctx.job.attempts > 1 and runtime.slack.find_posted(ticket.slack_channel, metadata, ticket.slack_ts):
+    since = ctx.job.created_at.timestamp() - CLOCK_SKEW
+    if ctx.job.attempts > 1 and runtime.slack.find_posted(ticket.slack_channel, metadata, since, ticket.slack_ts):
         return
     text = cards.note_text(json.loads(ctx.job.payload)["text"])
     runtime.slack.post(ticket.slack_channel, text, None, metadata, thread_ts=ticket.slack_ts)

@@ -102,6 +102,7 @@ class Fault:
     retry_after: int | None = 1
     latency: float = 0.0
     methods: set[str] | None = None
+    after_commit: bool = False  # the call takes effect, then answers the fault anyway (a lost answer)
     created: float = field(default_factory=time.monotonic)
 
     def alive(self, now: float) -> bool:
@@ -327,9 +328,11 @@ class SlackEmulator:
         retry_after: int | None = 1,
         latency: float = 0.0,
         methods: set[str] | None = None,
+        after_commit: bool = False,
     ) -> Fault:
-        """Add a fault; the most recently added active fault matching a method wins."""
-        fault = Fault(status, count, seconds, retry_after, latency, set(methods) if methods else None)
+        """Add a fault; the most recently added active fault matching a method wins. With ``after_commit``
+        the call takes effect and is answered with the fault all the same."""
+        fault = Fault(status, count, seconds, retry_after, latency, set(methods) if methods else None, after_commit)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -412,9 +415,11 @@ class SlackEmulator:
         with self._lock:
             status, headers, body = 200, {}, {}
             try:
-                if fault and fault.status >= 400:
+                if fault and fault.status >= 400 and not fault.after_commit:
                     raise RateLimited(fault.retry_after, fault.status)
                 body = self._dispatch(method, _Params(params), auth, base_url)
+                if fault and fault.status >= 400:
+                    raise RateLimited(fault.retry_after, fault.status)
             except SlackError as exc:
                 body = exc.body
             except RateLimited as exc:

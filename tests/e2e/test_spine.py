@@ -149,7 +149,7 @@ def test_grafana_payload_and_hmac(make_bot: Any, emulators: Emulators, database_
     assert len(issues(emulators)) == 1
 
 
-@pytest.mark.parametrize("fault", ["create-answer-lost", "jira-503-then-429", "slack-429"])
+@pytest.mark.parametrize("fault", ["create-answer-lost", "jira-503-then-429", "slack-429", "slack-answer-lost"])
 def test_outside_failures_delay_but_never_duplicate(
     bot: BotProcess, emulators: Emulators, database_url: str, fault: str
 ) -> None:
@@ -158,8 +158,12 @@ def test_outside_failures_delay_but_never_duplicate(
     elif fault == "jira-503-then-429":
         emulators.jira.set_fault(status=503, count=3)
         emulators.jira.set_fault(status=429, count=2, retry_after="1")
-    else:
+    elif fault == "slack-429":
         emulators.slack.set_fault(status=429, count=3, retry_after=1)
+    else:  # the card and the thread note are posted, but their answers are lost
+        emulators.slack.set_fault(
+            status=503, count=2, retry_after=None, methods={"chat.postMessage"}, after_commit=True
+        )
     with bot.client() as client:
         post_alert(client, alertmanager_payload("F"))
         post_alert(client, alertmanager_payload("F", status="resolved"))
