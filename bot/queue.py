@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import utcnow
 from bot.db import transaction
-from bot.models import Job, JobStatus
+from bot.models import InboundEvent, Job, JobStatus
 
 ERROR_LIMIT = 4000
 
@@ -177,12 +177,16 @@ def drop(engine: Engine, job_id: int) -> bool:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def purge_done(engine: Engine, older_than: timedelta) -> int:
+def purge(engine: Engine, *, done_jobs_older_than: timedelta, events_older_than: timedelta) -> tuple[int, int]:
+    """Forget finished jobs and old inbound events (their tickets and history stay)."""
     with transaction(engine) as session:
-        result = session.execute(
-            delete(Job).where(col(Job.status) == JobStatus.DONE, col(Job.finished_at) < utcnow() - older_than)
+        jobs = session.execute(
+            delete(Job).where(col(Job.status) == JobStatus.DONE, col(Job.finished_at) < utcnow() - done_jobs_older_than)
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        events = session.execute(
+            delete(InboundEvent).where(col(InboundEvent.received_at) < utcnow() - events_older_than)
+        )
+        return int(jobs.rowcount), int(events.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -177,8 +177,11 @@ class WorkerPool:
     def _housekeeping(self) -> None:
         while not self._stop.wait(HOUSEKEEPING_SECONDS):
             try:
-                purged = queue.purge_done(self.runtime.engine, KEEP_DONE)
-                if purged:
-                    log.info("purged finished jobs", extra={"count": purged})
+                retention = timedelta(days=self.runtime.settings.event_retention_days)
+                jobs, events = queue.purge(
+                    self.runtime.engine, done_jobs_older_than=min(KEEP_DONE, retention), events_older_than=retention
+                )
+                if jobs or events:
+                    log.info("purged finished jobs and old events", extra={"jobs": jobs, "events": events})
             except Exception:
                 log.exception("housekeeping failed")

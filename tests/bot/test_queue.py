@@ -136,3 +136,27 @@ def test_a_coalesced_enqueue_and_a_claim_of_that_job_never_interleave(engine: An
     claimer.join(30)
     job = claimed[0] or queue.claim(engine, "w", 30)
     assert job is not None and job.id == first
+
+
+def test_purge_forgets_old_finished_jobs_and_events_only(engine: Any) -> None:
+    from datetime import timedelta
+
+    from bot.clock import utcnow
+    from bot.models import InboundEvent
+
+    old, recent = _add(engine, "a"), _add(engine, "b")
+    pending = _add(engine, "c", delay=3600)
+    for _ in range(2):
+        job = queue.claim(engine, "w", 30)
+        assert job is not None
+        _done(engine, job, "w")
+    with transaction(engine) as session:
+        row = session.get(Job, old)
+        assert row is not None
+        row.finished_at = utcnow() - timedelta(days=8)
+        session.add(InboundEvent(source="alertmanager", body="{}", received_at=utcnow() - timedelta(days=31)))
+        session.add(InboundEvent(source="alertmanager", body="{}"))
+    assert queue.purge(engine, done_jobs_older_than=timedelta(days=7), events_older_than=timedelta(days=30)) == (1, 1)
+    with Session(engine) as session:
+        assert sorted(j.id for j in session.exec(select(Job))) == sorted([recent, pending])  # type: ignore[type-var]
+        assert len(list(session.exec(select(InboundEvent)))) == 1
