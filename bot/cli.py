@@ -178,21 +178,17 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             f"the database at {settings.database_url} has no current schema: is this the server's "
             "TRIAGE_DATABASE_URL? (`triage-bot db upgrade` creates it)"
         )
-    if args.action == "drop":
-        code = 0
-        for job_id in args.ids:
-            if queue.drop(engine, job_id):
-                print(f"job {job_id}: dropped; later jobs of its lane can run")
-            else:
-                code = _fail(f"job {job_id}: not found or not dead", 1)
-        return code
-    if args.action == "retry":
+    if args.action in ("retry", "drop"):
+        act, done = {
+            "retry": (queue.retry, "queued again"),
+            "drop": (queue.drop, "dropped; later jobs of its lane can run"),
+        }[args.action]
         if not args.ids:
-            return _fail("say which jobs: triage-bot jobs retry ID [ID...]")
+            return _fail(f"say which jobs: triage-bot jobs {args.action} ID [ID...]")
         code = 0
         for job_id in args.ids:
-            if queue.retry(engine, job_id):
-                print(f"job {job_id}: queued again")
+            if act(engine, job_id):
+                print(f"job {job_id}: {done}")
             else:
                 code = _fail(f"job {job_id}: not found or not dead", 1)
         return code

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.settings import EXAMPLE_POLICY
 from tests.conftest import Emulators
-from tests.e2e.helpers import issues, post_alert, queue_drained
+from tests.e2e.helpers import cards, issues, post_alert, queue_drained
 from tests.harness import BotProcess, alertmanager_payload, wait_until
 
 ALERT = EXAMPLE_POLICY.parent / "alertmanager.json"
@@ -104,7 +104,17 @@ def test_dead_jobs_are_listed_and_retried(bot: BotProcess, emulators: Emulators,
         assert retried.returncode == 0 and "queued again" in retried.stdout
         assert cli("jobs", "retry", job_id, **env).returncode == 1  # no longer dead
         queue_drained(database_url)
+        assert len(issues(emulators)) == 1
+
+        emulators.jira.set_fault(status=400, count=1, methods={"POST"}, path_contains="/issue")
+        post_alert(client, alertmanager_payload("D2"))
+        listed = wait_until(dead, timeout=30, interval=0.5, what="a second dead jira.create job")
+        job_id = next(line.split()[0] for line in listed.stdout.splitlines() if "jira.create" in line)
+        dropped = cli("jobs", "drop", job_id, **env)
+        assert dropped.returncode == 0 and "dropped" in dropped.stdout
+        queue_drained(database_url)  # the card waiting behind it in the lane went out
     assert len(issues(emulators)) == 1
+    assert len(cards(emulators)) == 2
 
 
 def test_a_real_jira_alone_still_needs_a_webhook_token() -> None:
