@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from bot.alert_processing import KIND as ALERT_PROCESS
 from bot.alert_processing import process_alert
+from bot.jira_events import KIND as JIRA_EVENT
+from bot.jira_events import handle_jira_event
 from bot.ticket_effects import HANDLERS as TICKET_EFFECTS
 from bot.worker import Handler
 
 
 def all_handlers() -> dict[str, Handler]:
-    return {ALERT_PROCESS: process_alert, **TICKET_EFFECTS}
+    return {ALERT_PROCESS: process_alert, JIRA_EVENT: handle_jira_event, **TICKET_EFFECTS}

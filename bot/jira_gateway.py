@@ -26,6 +26,7 @@ class JiraGateway:
         self._local = threading.local()
         self._server_lock = threading.Lock()
         self._server: tuple[str | None, tuple[int, ...]] | None = None
+        self._identity: set[str] | None = None
 
     @property
     def client(self) -> JIRA:
@@ -48,6 +49,14 @@ class JiraGateway:
                     client.deploymentType, client._version = self._server
             self._local.client = client
         return client
+
+    def own_identity(self) -> set[str]:
+        """The bot's own Jira account (Cloud accountId, Data Center name and key): its changes are not news."""
+        if self._identity is None:
+            with outside_call("jira", "myself"):
+                me = self.client.myself()
+            self._identity = {str(me[k]) for k in ("accountId", "name", "key") if me.get(k)}
+        return self._identity
 
     def browse_url(self, key: str) -> str:
         return f"{self._browse_base}/browse/{key}"

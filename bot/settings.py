@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     slack_timeout: float = Field(default=10.0, ge=1, le=120)
 
     grafana_hmac_secret: SecretStr | None = None
+    jira_webhook_secret: SecretStr | None = None
     grafana_hmac_timestamp_header: str | None = None
 
     workers: int = Field(default=8, ge=0, le=64)
@@ -74,6 +75,7 @@ class Settings(BaseSettings):
         "webhook_token",
         "metrics_token",
         "grafana_hmac_secret",
+        "jira_webhook_secret",
         mode="before",
     )
     @classmethod
@@ -158,6 +160,7 @@ class Settings(BaseSettings):
         values = (
             self.webhook_token,
             self.metrics_token,
+            self.jira_webhook_secret,
             self.jira_token,
             self.slack_bot_token,
             self.slack_signing_secret,

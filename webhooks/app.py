@@ -20,7 +20,7 @@ from bot.metrics import register_queue_collector
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.worker import WorkerPool
-from webhooks import alerts, errors, health, tickets
+from webhooks import alerts, errors, health, jira, tickets
 
 log = logging.getLogger("triage.server")
 
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_registry = registry
     errors.install(app)
     app.include_router(alerts.router)
+    app.include_router(jira.router)
     app.include_router(tickets.router)
     app.include_router(health.router)
     if settings.jira_sandbox:

@@ -36,11 +36,38 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DEFAULT_STATUSES = {
+    "to do": "open",
+    "open": "open",
+    "reopened": "open",
+    "backlog": "open",
+    "in progress": "in_progress",
+    "resolved": "resolved",
+    "in review": "in_qa",
+    "done": "closed",
+    "closed": "closed",
+}
+
+
 class JiraPolicy(_Strict):
     project: str
     issue_type: str = "Task"
     labels: tuple[str, ...] = ()
     transitions: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TRANSITIONS))
+    # Jira status name -> ticket state, for changes made in Jira (matched without regard to case).
+    statuses: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_STATUSES))
+
+    @field_validator("statuses")
+    @classmethod
+    def _statuses(cls, value: dict[str, str]) -> dict[str, str]:
+        known = {"open", "assigned", "in_progress", "resolved", "in_qa", "closed"}
+        wrong = sorted(state for state in value.values() if state not in known)
+        if wrong:
+            raise ValueError(f"unknown state(s) {wrong}; states are {sorted(known)}")
+        return {**DEFAULT_STATUSES, **{name.lower(): state for name, state in value.items()}}
+
+    def state_of_status(self, status: str) -> str | None:
+        return self.statuses.get(status.strip().lower())
 
     @field_validator("project")
     @classmethod

@@ -1,0 +1,73 @@
+"""The ``jira.event`` job: a change someone made in Jira moves the ticket and its card.
+
+Runs in the ticket's lane, after the bot's own Jira work for that ticket. Changes made by the bot's own
+Jira account are skipped, and a move to the state the ticket is already in is no move: together that keeps
+Jira and the bot from echoing each other. Only Slack effects are queued, never Jira ones.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot import queue
+from bot.models import InboundEvent, Ticket
+from bot.retry import PermanentError
+from bot.runtime import Runtime
+from bot.ticket_store import move, record
+from bot.worker import JobContext
+from workflows.escaping import one_line, truncate
+from workflows.lifecycle import EffectKind
+from workflows.states import TicketState
+
+KIND = "jira.event"
+COMMENT_PREVIEW = 500
+
+
+def _actor(data: dict[str, Any]) -> tuple[set[str], str]:
+    user = data.get("user") or (data.get("comment") or {}).get("author") or {}
+    ids = {str(user[k]) for k in ("accountId", "name", "key") if user.get(k)}
+    return ids, str(user.get("displayName") or user.get("name") or "someone in Jira")
+
+
+def handle_jira_event(runtime: Runtime, ctx: JobContext) -> None:
+    event_id = json.loads(ctx.job.payload)["event_id"]
+    own = runtime.jira.own_identity()  # outside the transaction: it may call Jira once
+    ticket_id = int(ctx.job.lane.removeprefix("ticket:"))
+    with ctx.final() as session:
+        event = session.get(InboundEvent, event_id)
+        ticket = session.get(Ticket, ticket_id)
+        if event is None or ticket is None:
+            raise PermanentError(f"event {event_id} or ticket {ticket_id} is gone")
+        data = json.loads(event.body)
+        ids, name = _actor(data)
+        if ids & own:
+            return  # our own change coming back: nothing new
+        notes: list[str] = []
+        for item in (data.get("changelog") or {}).get("items") or []:
+            field = str(item.get("fieldId") or item.get("field") or "").lower()
+            if field == "status":
+                to_name = str(item.get("toString") or "")
+                state = runtime.policy.jira.state_of_status(to_name)
+                if state is None:
+                    notes.append(f"{name} moved the Jira issue to {to_name}, a status the policy does not map.")
+                elif TicketState(state) is not TicketState(ticket.state):
+                    move(
+                        session, ticket, TicketState(state), actor=name, via="jira", note=f"moved to {to_name} in Jira"
+                    )
+                    notes.append(f"{name} moved this to {TicketState(state).label} in Jira ({to_name}).")
+            elif field == "assignee":
+                who = item.get("toString") or "nobody"
+                record(session, ticket, actor=name, via="jira", note=f"assigned to {who} in Jira")
+                notes.append(f"{name} assigned the Jira issue to {who}.")
+        comment = data.get("comment")
+        if isinstance(comment, dict) and isinstance(comment.get("body"), str):
+            preview = truncate(one_line(comment["body"]), COMMENT_PREVIEW)
+            record(session, ticket, actor=name, via="jira", note="commented in Jira")
+            notes.append(f"{name} commented in Jira: {preview}")
+        if not notes:
+            return
+        lane = ctx.job.lane
+        queue.enqueue(session, kind=EffectKind.SLACK_CARD.value, lane=lane, coalesce=True)
+        for text in notes:
+            queue.enqueue(session, kind=EffectKind.SLACK_NOTE.value, lane=lane, payload={"text": text})

@@ -1,0 +1,91 @@
+"""POST /jira/webhook: changes people make in Jira flow back to the bot's tickets and cards.
+
+Signed with ``X-Hub-Signature: sha256=...`` when TRIAGE_JIRA_WEBHOOK_SECRET is set (Jira admin webhooks
+with a secret); otherwise the webhook URL must carry ``?token=<TRIAGE_WEBHOOK_TOKEN>``. Deliveries are
+deduplicated by ``X-Atlassian-Webhook-Identifier`` (the same across Jira's retries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from bot import queue
+from bot.alert_processing import ticket_lane
+from bot.db import transaction
+from bot.jira_events import KIND
+from bot.models import InboundEvent, Ticket
+from bot.runtime import Runtime
+from webhooks.auth import require_token
+from webhooks.deps import PoolDep, RuntimeDep
+from webhooks.errors import Refusal
+from webhooks.intake import read_json_object
+
+router = APIRouter(prefix="/jira", tags=["jira"])
+IDENTIFIER = "X-Atlassian-Webhook-Identifier"
+
+
+def _check_signature(request: Request, body: bytes, secret: str) -> None:
+    header = request.headers.get("x-hub-signature", "")
+    method, _, signature = header.partition("=")
+    if method.lower() != "sha256" or not signature:
+        raise Refusal(401, "missing_signature", "X-Hub-Signature: sha256=<hex> is required (a secret is set)")
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(signature.strip().lower(), expected):
+        raise Refusal(401, "bad_signature", "the X-Hub-Signature does not match the body")
+
+
+def _authenticate(request: Request, runtime: Runtime, body: bytes) -> None:
+    secret = runtime.settings.jira_webhook_secret
+    if secret is not None:
+        _check_signature(request, body, secret.get_secret_value())
+        return
+    token = request.query_params.get("token")
+    expected = runtime.settings.effective_webhook_token()
+    if token is not None and hmac.compare_digest(token.encode(), expected.encode()):
+        return
+    require_token(request, expected)
+
+
+def persist(runtime: Runtime, key: str, delivery: str | None, body: str) -> str:
+    """Store the delivery and queue its job in the ticket's lane; say what happened."""
+    try:
+        with transaction(runtime.engine) as session:
+            ticket = session.exec(select(Ticket).where(Ticket.jira_key == key)).first()
+            if ticket is None or ticket.id is None:
+                return "ignored: not a triage-bot ticket"
+            event = InboundEvent(source="jira", delivery_id=delivery, body=body)
+            session.add(event)
+            session.flush()
+            queue.enqueue(session, kind=KIND, lane=ticket_lane(ticket.id), payload={"event_id": event.id})
+            return "accepted"
+    except IntegrityError:
+        return "duplicate: this delivery was received before"
+
+
+@router.post("/webhook")
+async def jira_webhook(request: Request, runtime: RuntimeDep, pool: PoolDep) -> JSONResponse:
+    """Jira (Cloud or Data Center) webhook for issue events."""
+    if runtime.settings.jira_webhook_secret is None:
+        _authenticate(request, runtime, b"")  # token in the URL or header: refuse before reading the body
+    body, data = await read_json_object(request, runtime.settings.max_body_bytes)
+    if runtime.settings.jira_webhook_secret is not None:
+        _authenticate(request, runtime, body)
+    event = data.get("webhookEvent")
+    issue: Any = data.get("issue")
+    if not isinstance(event, str) or not isinstance(issue, dict) or not isinstance(issue.get("key"), str):
+        raise Refusal(422, "invalid_payload", "expected a Jira issue event: webhookEvent and issue.key")
+    delivery = request.headers.get(IDENTIFIER)
+    outcome = await run_in_threadpool(
+        persist, runtime, issue["key"], delivery[:255] if delivery else None, body.decode()
+    )
+    if outcome == "accepted" and pool is not None:
+        pool.wake()
+    return JSONResponse({"status": outcome.split(":")[0], "detail": outcome}, status_code=200)
