@@ -66,6 +66,7 @@ def process_alert(runtime: Runtime, ctx: JobContext) -> None:
                 digest=new_digest,
                 slack_channel=routing.channel,
                 first_event_at=received_at,
+                state_changed_at=utcnow(),
             )
             apply_notification(ticket, note, routing.priority, new_digest)
             session.add(ticket)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlmodel import select
+
 from bot import queue
-from bot.models import InboundEvent, Ticket
+from bot.models import InboundEvent, Ticket, TicketHistory
 from bot.retry import PermanentError
 from bot.runtime import Runtime
 from bot.ticket_store import move, record
@@ -62,9 +64,14 @@ def handle_jira_event(runtime: Runtime, ctx: JobContext) -> None:
                 notes.append(f"{name} assigned the Jira issue to {who}.")
         comment = data.get("comment")
         if isinstance(comment, dict) and isinstance(comment.get("body"), str):
-            preview = truncate(one_line(comment["body"]), COMMENT_PREVIEW)
-            record(session, ticket, actor=name, via="jira", note="commented in Jira")
-            notes.append(f"{name} commented in Jira: {preview}")
+            # Jira may tell of one comment twice (issue_commented and comment_created): note it once.
+            seen = f"commented in Jira (comment {comment.get('id')})"
+            already = session.exec(
+                select(TicketHistory.id).where(TicketHistory.ticket_id == ticket_id, TicketHistory.note == seen)
+            ).first()
+            if already is None:
+                record(session, ticket, actor=name, via="jira", note=seen)
+                notes.append(f"{name} commented in Jira: {truncate(one_line(comment['body']), COMMENT_PREVIEW)}")
         if not notes:
             return
         lane = ctx.job.lane

@@ -90,6 +90,9 @@ class Ticket(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     closed_at: datetime | None = None
+    state_changed_at: datetime | None = None  # when it entered its current state (escalation counts from here)
+    escalations: int = 0  # reminders sent in the current state
+    escalated_at: datetime | None = None
 
 
 class TicketHistory(SQLModel, table=True):

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=60.0, ge=1)
     job_max_attempts: int = Field(default=25, ge=1)  # about 90 minutes of backoff before a job is kept as dead
     job_poll_seconds: float = Field(default=0.2, gt=0, le=10)
+    escalation_scan_seconds: float = Field(default=30.0, gt=0)
     event_retention_days: int = Field(default=30, ge=1)  # inbound request bodies kept this long
     max_body_bytes: int = Field(default=5_242_880, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -178,7 +178,8 @@ def slack_note(runtime: Runtime, ctx: JobContext) -> None:
     since = ctx.job.created_at.timestamp() - CLOCK_SKEW
     if ctx.job.attempts > 1 and runtime.slack.find_posted(ticket.slack_channel, metadata, since, ticket.slack_ts):
         return
-    text = cards.note_text(json.loads(ctx.job.payload)["text"])
+    payload = json.loads(ctx.job.payload)
+    text = cards.note_text(payload["text"], tuple(payload.get("mention", ())))
     runtime.slack.post(ticket.slack_channel, text, None, metadata, thread_ts=ticket.slack_ts)
 
 

@@ -65,7 +65,8 @@ def move(session: Session, ticket: Ticket, to: TicketState, *, actor: str, via: 
         ticket.closed_at = None
     ticket.state = to.value
     ticket.version += 1
-    ticket.updated_at = utcnow()
+    ticket.updated_at = ticket.state_changed_at = utcnow()
+    ticket.escalations, ticket.escalated_at = 0, None
     session.add(ticket)
     record(session, ticket, actor=actor, via=via, note=note, from_state=before.value, to_state=to.value)
 

@@ -68,7 +68,11 @@ class WorkerPool:
             )
             thread.start()
             self._threads.append(thread)
-        for target, name in ((self._heartbeat, "lease-heartbeat"), (self._housekeeping, "housekeeping")):
+        for target, name in (
+            (self._heartbeat, "lease-heartbeat"),
+            (self._housekeeping, "housekeeping"),
+            (self._escalation, "escalation"),
+        ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -173,6 +177,16 @@ class WorkerPool:
                     queue.extend_leases(self.runtime.engine, worker_id, ids, lease)
                 except Exception:
                     log.exception("cannot extend job leases")
+
+    def _escalation(self) -> None:
+        from bot.escalation import scan  # the scan queues jobs; the pool only runs it on a timer
+
+        while not self._stop.wait(self.runtime.settings.escalation_scan_seconds):
+            try:
+                if scan(self.runtime):
+                    self.wake()
+            except Exception:
+                log.exception("escalation scan failed")
 
     def _housekeeping(self) -> None:
         while not self._stop.wait(HOUSEKEEPING_SECONDS):

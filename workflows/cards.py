@@ -59,6 +59,7 @@ def card(ticket: TicketView) -> list[dict[str, Any]]:
     return blocks
 
 
-def note_text(text: str) -> str:
-    """A history line in the card's thread."""
-    return truncate(slack_text(text), SECTION_LIMIT)
+def note_text(text: str, mentions: tuple[str, ...] = ()) -> str:
+    """A history line in the card's thread; ``mentions`` are Slack user or group ids from the policy."""
+    people = " ".join(f"<!subteam^{u}>" if u.startswith("S") else f"<@{u}>" for u in mentions)
+    return truncate(f"{people} {slack_text(text)}" if people else slack_text(text), SECTION_LIMIT)

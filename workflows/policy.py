@@ -132,7 +132,8 @@ class Environment(_Strict):
     routes: tuple[Route, ...] = ()
     on_resolve: OnResolve = "comment"
     reopen: str = "24h"
-    escalate_after: str | None = None
+    escalate_after: str | None = None  # remind the people who should act on an open/assigned ticket
+    escalate_limit: int = Field(default=3, ge=1, le=100)
 
     @field_validator("reopen")
     @classmethod
@@ -147,6 +148,9 @@ class Environment(_Strict):
         if value is not None:
             parse_duration(value)
         return value
+
+    def escalation_interval(self) -> timedelta | None:
+        return parse_duration(self.escalate_after) if self.escalate_after else None
 
     def reopen_window(self) -> timedelta | None:
         """None: never reopen; timedelta.max: always; else the window after closing."""

@@ -2,8 +2,9 @@
 
 Serves what the pycontribs ``jira`` client uses under ``/rest/api/{2,3,latest}``, with Jira-like
 validation and ``ErrorCollection`` errors, a per-project workflow, a JQL subset (:mod:`bot.sandbox.jql`),
-fault injection and ``/_emulator/*`` control routes. Links (``self``, ``baseUrl``) are built from the
-request, so the app can be mounted under a prefix. State: ``app.state.emulator`` (:class:`JiraEmulator`).
+fault injection, ``/_emulator/*`` control routes and admin-webhook delivery
+(:meth:`JiraEmulator.add_webhook`). Links (``self``, ``baseUrl``) are built from the request, so the app
+can be mounted under a prefix. State: ``app.state.emulator`` (:class:`JiraEmulator`).
 """
 
 from __future__ import annotations
@@ -12,18 +13,23 @@ import asyncio
 import base64
 import binascii
 import functools
+import hashlib
+import hmac
 import html
 import itertools
 import json
 import logging
+import queue
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Literal
 
+import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -68,6 +74,10 @@ FIELD_DEFS = [  # id, name, schema type, JQL clause names
     ("issuekey", "Key", "string", ["id", "issue", "issuekey", "key"]),
 ]
 ISSUE_FIELDS = [f[0] for f in FIELD_DEFS if f[0] not in ("statusCategory", "issuekey")]
+WEBHOOK_EVENTS = frozenset({"jira:issue_created", "jira:issue_updated", "jira:issue_deleted", "comment_created"})
+WEBHOOK_RETRY_STATUSES = frozenset({408, 409, 425, 429})  # and every 5xx; other answers are final
+WEBHOOK_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)  # before retry 1, 2, ...; then Jira gives up
+WEBHOOK_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -169,14 +179,46 @@ class Fault:
 
 @dataclass(frozen=True)
 class ChangeEvent:
-    """One change to an issue, for future webhook delivery (see :meth:`JiraEmulator.on_change`)."""
+    """One change to an issue (see :meth:`JiraEmulator.on_change`); also drives webhook delivery."""
 
-    kind: Literal["issue_created", "issue_updated"]
+    kind: Literal["issue_created", "issue_updated", "issue_deleted"]
     issue_key: str
     user: str  # accountId of the actor
     items: tuple[Json, ...] = ()  # changelog items
     comment_id: str | None = None
     timestamp: float = field(default_factory=time.time)
+    changelog_id: str | None = None  # the changelog entry holding ``items``
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    """``X-Hub-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of the raw body keyed with the secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class _Delivery:
+    event: str  # webhookEvent
+    issue_key: str
+    body: bytes
+    identifier: str  # X-Atlassian-Webhook-Identifier, the same on every attempt
+
+
+@dataclass
+class _Webhook:
+    id: str
+    url: str
+    secret: str | None
+    events: frozenset[str] | None  # None: every event
+    queue: queue.Queue[_Delivery | None] = field(default_factory=queue.Queue)
+    stopped: threading.Event = field(default_factory=threading.Event)
+    pending: int = 0  # queued or in flight; guarded by JiraEmulator.lock
+
+    def wants(self, event: str) -> bool:
+        return self.events is None or event in self.events
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.queue.put(None)
 
 
 class JiraError(Exception):
@@ -276,12 +318,22 @@ class JiraEmulator:
         self.lock = threading.RLock()
         self._status_ids = {s.name: s.id for p in self.projects.values() for s in p.workflow.statuses}
         self._listeners: list[Callable[[ChangeEvent], None]] = []
+        self._webhooks: dict[str, _Webhook] = {}
+        self._idle = threading.Condition(self.lock)  # notified when a webhook's queue drains
+        self.webhook_retry_delays: tuple[float, ...] = WEBHOOK_RETRY_DELAYS  # tests may shorten them
+        self.webhook_timeout = WEBHOOK_TIMEOUT
         self.reset()
 
     # ---- control surface ---------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget issues, faults and the request log (users, projects and listeners stay)."""
+        """Forget issues, faults, the request log, webhooks with their pending deliveries and the
+        delivery log (users, projects and listeners stay)."""
         with self.lock:
+            for hook in self._webhooks.values():
+                hook.stop()
+            self._webhooks.clear()
+            self._deliveries: list[Json] = []
+            self._idle.notify_all()
             self._issues: dict[str, _Issue] = {}
             self._faults: list[Fault] = []
             self._log: list[Json] = []
@@ -345,9 +397,90 @@ class JiraEmulator:
             self._listeners.append(listener)
         return functools.partial(self._listeners.remove, listener)
 
-    def create_issue(self, fields: Json, update: Json | None = None, user: EmulatedUser | None = None) -> str:
+    def create_issue(self, fields: Json, update: Json | None = None, user: EmulatedUser | str | None = None) -> str:
         """Create an issue directly (seeding); ``fields`` as in ``POST issue``. Returns the key."""
-        return self.create(fields, update or {}, user or self.users[0], v3=False).key
+        return self.create(fields, update or {}, self.actor(user), v3=False).key
+
+    # ---- acting as a person in Jira (same code paths as the REST API: changelog, listeners, webhooks)
+    def actor(self, user: EmulatedUser | str | None) -> EmulatedUser:
+        """``user`` as an :class:`EmulatedUser`: itself, by accountId, username or e-mail; None: ``users[0]``."""
+        if user is None or isinstance(user, EmulatedUser):
+            return user or self.users[0]
+        found = next((u for u in self.users if user in (u.account_id, u.name, u.email)), None)
+        if found is None:
+            raise ValueError(f"unknown user {user!r}")
+        return found
+
+    def transition(self, key: str, name: str, user: EmulatedUser | str | None = None) -> None:
+        """Transition ``key`` by transition name (case-insensitive) or id, like ``POST issue/{key}/transitions``."""
+        with self.lock:
+            iss = self.get(key)
+            tr = next((t for t in iss.project.workflow.transitions if name.lower() in (t.name.lower(), t.id)), None)
+            if tr is None:
+                raise JiraError(400, [f"Transition '{name}' is not valid for this issue."])
+        self.edit(key, {"transition": {"id": tr.id}}, self.actor(user), v3=False, transition=True)
+
+    def assign(self, key: str, account_id: str | None, user: EmulatedUser | str | None = None) -> None:
+        """Assign ``key`` to ``account_id`` (None: unassign), like ``PUT issue/{key}/assignee``."""
+        target = self.user(account_id)
+        ref = {"accountId": account_id} if self.cloud else {"name": target.name if target else account_id}
+        self.edit(key, {"fields": {"assignee": ref}}, self.actor(user), v3=False)
+
+    def add_comment(self, key: str, body: str, user: EmulatedUser | str | None = None) -> Json:
+        """Comment on ``key`` (plain text), like ``POST issue/{key}/comment``. Returns the comment JSON."""
+        iss, comment = self.comment(key, {"body": body}, self.actor(user), v3=False)
+        with self.lock:
+            return self.comment_json(comment, iss, Ctx(self.base_url), False)
+
+    def delete_issue(self, key: str, user: EmulatedUser | str | None = None) -> None:
+        """Delete ``key`` (by key or id), like ``DELETE issue/{key}``."""
+        self.delete(key, self.actor(user))
+
+    # ---- webhooks (Jira Cloud admin webhooks) --------------------------------------------------
+    def add_webhook(self, url: str, *, secret: str | None = None, events: Iterable[str] | None = None) -> str:
+        """Register a webhook; returns its id. ``events``: webhookEvent names (default: all of
+        :data:`WEBHOOK_EVENTS`). With ``secret`` deliveries carry ``X-Hub-Signature``. Deliveries run
+        on a daemon thread per webhook, in order, retried on 408/409/425/429/5xx/connection errors
+        after :attr:`webhook_retry_delays`."""
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook url must be http(s): {url!r}")
+        if secret is not None and not isinstance(secret, str):
+            raise ValueError("webhook secret must be a string")
+        wanted = None if events is None else frozenset(events)
+        if wanted is not None and (not wanted or not wanted <= WEBHOOK_EVENTS):
+            raise ValueError(f"webhook events must be a non-empty subset of {sorted(WEBHOOK_EVENTS)}")
+        hook = _Webhook(uuid.uuid4().hex[:12], url, secret, wanted)
+        with self.lock:
+            self._webhooks[hook.id] = hook
+        threading.Thread(target=self._deliver_loop, args=(hook,), name=f"jira-webhook-{hook.id}", daemon=True).start()
+        return hook.id
+
+    def remove_webhook(self, webhook_id: str) -> bool:
+        """Unregister a webhook and drop its pending deliveries; False if there is no such webhook."""
+        with self.lock:
+            hook = self._webhooks.pop(webhook_id, None)
+            if hook is not None:
+                hook.stop()
+                self._idle.notify_all()
+        return hook is not None
+
+    def webhooks(self) -> list[Json]:
+        with self.lock:
+            return [
+                {"id": h.id, "url": h.url, "events": sorted(h.events or WEBHOOK_EVENTS), "isSigned": bool(h.secret)}
+                for h in self._webhooks.values()
+            ]
+
+    def deliveries(self) -> list[Json]:
+        """Delivery attempts, oldest first: webhook, url, event, issue_key, identifier, attempt (1 = first),
+        status (HTTP status or None), error (None or the connection error), at (epoch seconds)."""
+        with self.lock:
+            return [dict(d) for d in self._deliveries]
+
+    def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
+        """Block until no webhook has a queued or in-flight delivery; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: all(h.pending == 0 for h in self._webhooks.values()), timeout)
 
     # ---- plumbing ----------------------------------------------------------------------------
     def take_fault(self, method: str, path: str) -> Fault | None:
@@ -375,7 +508,12 @@ class JiraEmulator:
             return None
         return next((u for u in self.users if name in (u.email, u.name)), self.users[0])
 
-    def _emit(self, event: ChangeEvent) -> None:
+    def _emit(self, event: ChangeEvent, snapshot: Json | None = None) -> None:
+        """Enqueue webhook deliveries, then call listeners. ``snapshot``: the issue of a deletion."""
+        try:
+            self._enqueue_webhooks(event, snapshot)
+        except Exception:
+            log.exception("Jira emulator could not enqueue webhooks")
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -598,11 +736,14 @@ class JiraEmulator:
             if tr is not None:
                 new |= self._move(iss, tr, new.get("resolution", iss.resolution), "resolution" in new)
             items = self._commit(iss, new, comments, user)
+            changelog_id = iss.changelog[-1]["id"] if items else None
         for c in comments:
-            self._emit(ChangeEvent("issue_updated", iss.key, user.account_id, tuple(items), comment_id=c.id))
-            items = []
+            self._emit(
+                ChangeEvent("issue_updated", iss.key, user.account_id, tuple(items), c.id, changelog_id=changelog_id)
+            )
+            items, changelog_id = [], None
         if items:
-            self._emit(ChangeEvent("issue_updated", iss.key, user.account_id, tuple(items)))
+            self._emit(ChangeEvent("issue_updated", iss.key, user.account_id, tuple(items), changelog_id=changelog_id))
 
     @staticmethod
     def _move(iss: _Issue, tr: Transition, resolution: str | None, explicit: bool) -> Json:
@@ -623,7 +764,8 @@ class JiraEmulator:
             raise JiraError(400, [f"Transition id '{ref['id']}' is not valid for this issue."])
         return found
 
-    def add_comment(self, key: str, body: Any, user: EmulatedUser, v3: bool) -> tuple[_Issue, _Comment]:
+    def comment(self, key: str, body: Any, user: EmulatedUser, v3: bool) -> tuple[_Issue, _Comment]:
+        """``POST issue/{key}/comment`` with body ``body``."""
         body = body if isinstance(body, dict) else {}
         with self.lock:
             iss = self.get(key)
@@ -631,6 +773,119 @@ class JiraEmulator:
             self._commit(iss, {}, [comment], user)
         self._emit(ChangeEvent("issue_updated", iss.key, user.account_id, comment_id=comment.id))
         return iss, comment
+
+    def delete(self, key: str, user: EmulatedUser) -> None:
+        """``DELETE issue/{key}``."""
+        with self.lock:
+            iss = self.get(key)
+            snapshot = self._webhook_issue(iss, Ctx(self.base_url))
+            del self._issues[iss.key]
+        self._emit(ChangeEvent("issue_deleted", iss.key, user.account_id), snapshot)
+
+    # ---- webhook delivery ----------------------------------------------------------------------
+    def _webhook_issue(self, iss: _Issue, ctx: Ctx) -> Json:
+        data = self.issue_json(iss, ctx, None)
+        return {k: data[k] for k in ("id", "self", "key", "fields")}
+
+    def _webhook_user(self, account_id: str, ctx: Ctx) -> Json | None:
+        user = self.user(account_id)
+        if user is None:
+            return None
+        data = {k: v for k, v in self.user_json(user, ctx).items() if k != "emailAddress"}
+        avatar = f"{ctx.base}secure/useravatar?avatarId=10122"
+        return data | {"avatarUrls": {s: f"{avatar}&size={s}" for s in ("16x16", "24x24", "32x32", "48x48")}}
+
+    @staticmethod
+    def _event_type_name(event: ChangeEvent) -> str:
+        if event.kind != "issue_updated":
+            return event.kind
+        changed = {i["field"] for i in event.items}
+        if "status" in changed:
+            return "issue_generic"
+        if changed == {"assignee"}:
+            return "issue_assigned"
+        return "issue_updated" if changed or not event.comment_id else "issue_commented"
+
+    def _webhook_payloads(self, event: ChangeEvent, snapshot: Json | None) -> list[tuple[str, Json]]:
+        """(webhookEvent, body) pairs for one change, rendered like Jira Cloud (REST v2 shapes)."""
+        ctx, stamp = Ctx(self.base_url), int(event.timestamp * 1000)
+        comment: Json | None = None
+        if snapshot is None:
+            try:
+                iss = self.get(event.issue_key)
+            except JiraError:  # deleted meanwhile
+                return []
+            snapshot = self._webhook_issue(iss, ctx)
+            found = next((c for c in iss.comments if c.id == event.comment_id), None)
+            comment = self.comment_json(found, iss, ctx, False) if found else None
+        name = f"jira:{event.kind}"
+        body: Json = {"timestamp": stamp, "webhookEvent": name, "issue_event_type_name": self._event_type_name(event)}
+        body |= {"user": self._webhook_user(event.user, ctx), "issue": snapshot}
+        if event.kind == "issue_updated" and event.items:
+            body["changelog"] = {"id": event.changelog_id, "items": [dict(i) for i in event.items]}
+        if comment is not None:
+            body["comment"] = comment
+        payloads = [(name, body)]
+        if comment is not None:
+            created = {"timestamp": stamp, "webhookEvent": "comment_created", "comment": comment, "issue": snapshot}
+            payloads.append(("comment_created", created))
+        return payloads
+
+    def _enqueue_webhooks(self, event: ChangeEvent, snapshot: Json | None) -> None:
+        with self.lock:
+            if not self._webhooks:
+                return
+            for name, body in self._webhook_payloads(event, snapshot):
+                raw = json.dumps(body, separators=(",", ":")).encode()
+                for hook in self._webhooks.values():
+                    if hook.wants(name):
+                        hook.pending += 1
+                        hook.queue.put(_Delivery(name, event.issue_key, raw, str(uuid.uuid4())))
+
+    def _deliver_loop(self, hook: _Webhook) -> None:
+        with httpx.Client(timeout=self.webhook_timeout) as client:
+            while True:
+                item = hook.queue.get()
+                if item is None or hook.stopped.is_set():
+                    return
+                try:
+                    self._deliver(hook, client, item)
+                except Exception:
+                    log.exception("Jira emulator webhook delivery failed")
+                with self.lock:
+                    hook.pending -= 1
+                    self._idle.notify_all()
+
+    def _deliver(self, hook: _Webhook, client: httpx.Client, item: _Delivery) -> None:
+        """All attempts of one delivery: the first, then one retry after each retry delay."""
+        headers = {
+            "Content-Type": "application/json",
+            "X-Atlassian-Webhook-Identifier": item.identifier,
+            "X-Atlassian-Webhook-Flow": "Primary",
+        }
+        if hook.secret is not None:
+            headers["X-Hub-Signature"] = webhook_signature(hook.secret, item.body)
+        delays = self.webhook_retry_delays
+        for attempt in range(len(delays) + 1):
+            if attempt:
+                if hook.stopped.wait(delays[attempt - 1]):
+                    return
+                headers["X-Atlassian-Webhook-Retry"] = str(attempt)
+            status, error = None, None
+            try:
+                status = client.post(hook.url, content=item.body, headers=headers).status_code
+            except httpx.HTTPError as err:
+                error = f"{type(err).__name__}: {err}"
+            with self.lock:
+                if hook.stopped.is_set():
+                    return
+                self._deliveries.append(
+                    {"webhook": hook.id, "url": hook.url, "event": item.event, "issue_key": item.issue_key}
+                    | {"identifier": item.identifier, "attempt": attempt + 1, "status": status, "error": error}
+                    | {"at": time.time()}
+                )
+            if status is not None and status not in WEBHOOK_RETRY_STATUSES and status < 500:
+                return
 
     # ---- search ------------------------------------------------------------------------------
     def _values(self, iss: _Issue, name: str) -> list[str]:
@@ -981,10 +1236,16 @@ def create_jira_emulator(
                 return JSONResponse(emu.issue_json(emu.get(key), c, None))
         return Response(status_code=204)
 
+    @app.delete(api + "/issue/{key}", status_code=204)
+    async def delete(request: Request, key: str) -> Response:
+        ctx(request)
+        emu.delete(key, me(request))
+        return Response(status_code=204)
+
     @app.post(api + "/issue/{key}/comment", status_code=201)
     async def add_comment(request: Request, key: str) -> Json:
         data, c = await body(request), ctx(request)
-        iss, comment = emu.add_comment(key, data, me(request), c.ver == "3")
+        iss, comment = emu.comment(key, data, me(request), c.ver == "3")
         with emu.lock:
             return emu.comment_json(comment, iss, c, "properties" in request.query_params.get("expand", ""))
 
@@ -1114,6 +1375,33 @@ def create_jira_emulator(
     @app.get("/_emulator/requests")
     async def request_log() -> list[Json]:
         return emu.requests()
+
+    @app.post("/_emulator/webhooks")
+    async def add_webhook(request: Request) -> Json:
+        data = await body(request)
+        if not isinstance(data, dict) or set(data) - {"url", "secret", "events"}:
+            raise JiraError(400, ["Invalid webhook: expected an object with url, secret, events."])
+        try:
+            events = data.get("events")
+            if events is not None and not isinstance(events, list):
+                raise ValueError("events must be a list")
+            return {"id": emu.add_webhook(data.get("url", ""), secret=data.get("secret"), events=events)}
+        except (TypeError, ValueError) as err:
+            raise JiraError(400, [f"Invalid webhook: {err}"]) from None
+
+    @app.get("/_emulator/webhooks")
+    async def list_webhooks() -> list[Json]:
+        return emu.webhooks()
+
+    @app.delete("/_emulator/webhooks/{webhook_id}")
+    async def remove_webhook(webhook_id: str) -> Json:
+        if not emu.remove_webhook(webhook_id):
+            raise JiraError(404, [f"No webhook with id '{webhook_id}'."])
+        return {"ok": True}
+
+    @app.get("/_emulator/deliveries")
+    async def delivery_log() -> list[Json]:
+        return emu.deliveries()
 
     @app.post("/_emulator/reset")
     async def reset() -> Json:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -11,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from jira import JIRA, JIRAError
 
 from bot.sandbox import jql
@@ -20,6 +23,7 @@ from bot.sandbox.jira_emulator import (
     ChangeEvent,
     JiraEmulator,
     create_jira_emulator,
+    webhook_signature,
 )
 from bot.sandbox.server_thread import ServerThread
 
@@ -610,3 +614,401 @@ def test_server_thread_lifecycle() -> None:
         server.stop()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/rest/api/2/serverInfo")
+
+
+# ---- webhook delivery ---------------------------------------------------------------------------
+class Receiver:
+    """A webhook receiver: records every POST to ``/hook/{name}``; ``fail(name, status, count)`` makes the
+    next ``count`` requests to that hook answer ``status``; ``delay`` slows every answer down."""
+
+    def __init__(self) -> None:
+        self.app = FastAPI()
+        self.lock = threading.Lock()
+        self.got: list[dict[str, Any]] = []
+        self.failures: dict[str, tuple[int, int]] = {}
+        self.delay = 0.0
+
+        @self.app.post("/hook/{name}")
+        async def hook(name: str, request: Request) -> Response:
+            raw = await request.body()
+            with self.lock:
+                self.got.append({"name": name, "headers": dict(request.headers), "raw": raw})
+                status, count = self.failures.get(name, (200, 0))
+                if count:
+                    self.failures[name] = (status, count - 1)
+                else:
+                    status = 200
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            return Response(status_code=status)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.got.clear()
+            self.failures.clear()
+            self.delay = 0.0
+
+    def fail(self, name: str, status: int, count: int) -> None:
+        with self.lock:
+            self.failures[name] = (status, count)
+
+    def requests(self, name: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r | {"body": json.loads(r["raw"])} for r in self.got if r["name"] == name]
+
+
+@pytest.fixture(scope="module")
+def receiver_server() -> Iterator[tuple[ServerThread, Receiver]]:
+    receiver = Receiver()
+    with ServerThread(receiver.app) as server:
+        yield server, receiver
+
+
+@pytest.fixture
+def receiver(receiver_server: tuple[ServerThread, Receiver], emu: JiraEmulator) -> Iterator[Receiver]:
+    receiver_server[1].clear()
+    yield receiver_server[1]
+    emu.reset()  # stop deliveries before the receiver forgets its failures
+    receiver_server[1].clear()
+
+
+@pytest.fixture
+def hook_url(receiver_server: tuple[ServerThread, Receiver]) -> str:
+    return f"{receiver_server[0].url}/hook"
+
+
+def events_of(receiver: Receiver, name: str) -> list[tuple[str, str | None]]:
+    return [(r["body"]["webhookEvent"], r["body"].get("issue_event_type_name")) for r in receiver.requests(name)]
+
+
+def test_signature_matches_the_documented_test_vector() -> None:
+    expected = "sha256=a4771c39fbe90f317c7824e83ddef3caae9cb3d976c214ace1f2937e133263c9"
+    assert webhook_signature("It's a Secret to Everybody", b"Hello World!") == expected
+
+
+def test_rest_changes_deliver_jira_shaped_webhooks(
+    jira: JIRA, emu: JiraEmulator, receiver: Receiver, hook_url: str, url: str
+) -> None:
+    secret = "s3cret-for-tests"
+    emu.add_webhook(f"{hook_url}/a", secret=secret)
+    issue = new_issue(jira, labels=["alert"])
+    assert jira.assign_issue(issue, "712020:alice")
+    jira.transition_issue(issue, "Done")
+    jira.add_comment(issue, "looking")
+    issue.update(summary="Disk full on db-2")
+    issue.delete()
+    assert emu.wait_for_deliveries(10)
+
+    got = receiver.requests("a")
+    assert events_of(receiver, "a") == [
+        ("jira:issue_created", "issue_created"),
+        ("jira:issue_updated", "issue_assigned"),
+        ("jira:issue_updated", "issue_generic"),
+        ("jira:issue_updated", "issue_commented"),
+        ("comment_created", None),
+        ("jira:issue_updated", "issue_updated"),
+        ("jira:issue_deleted", "issue_deleted"),
+    ]
+    identifiers = [r["headers"]["x-atlassian-webhook-identifier"] for r in got]
+    assert len(set(identifiers)) == len(got)
+    for r in got:
+        headers = r["headers"]
+        assert headers["content-type"] == "application/json"
+        assert headers["x-atlassian-webhook-flow"] == "Primary"
+        assert "x-atlassian-webhook-retry" not in headers
+        method, _, digest = headers["x-hub-signature"].partition("=")
+        assert method == "sha256"
+        assert hmac.compare_digest(digest, hmac.new(secret.encode(), r["raw"], hashlib.sha256).hexdigest())
+        body = r["body"]
+        assert abs(body["timestamp"] / 1000 - time.time()) < 30  # epoch milliseconds
+        assert (body["issue"]["key"], body["issue"]["id"]) == (issue.key, issue.id)
+        assert body["issue"]["self"] == f"{url}/rest/api/2/issue/{issue.id}"
+        assert ("changelog" in body) == (body["webhookEvent"] == "jira:issue_updated" and bool(body.get("changelog")))
+
+    created, assigned, moved, commented, comment_created, edited, deleted = (r["body"] for r in got)
+    assert set(created) == {"timestamp", "webhookEvent", "issue_event_type_name", "user", "issue"}
+    assert created["user"] == {
+        "self": f"{url}/rest/api/2/user?accountId=557058:sandbox-bot",
+        "accountId": "557058:sandbox-bot",
+        "accountType": "atlassian",
+        "displayName": "Sandbox Bot",
+        "active": True,
+        "timeZone": "UTC",
+        "avatarUrls": created["user"]["avatarUrls"],
+    }
+    with pytest.raises(JIRAError) as gone:  # deleted; the last payload still carries the issue as it was
+        jira.issue(issue.key)
+    assert gone.value.status_code == 404
+    assert created["issue"]["fields"]["labels"] == ["alert"]
+    assert set(created["issue"]["fields"]) == set(deleted["issue"]["fields"])
+    assert {"summary", "status", "assignee", "priority", "issuetype", "project", "comment"} <= set(
+        created["issue"]["fields"]
+    )
+    assert assigned["changelog"]["items"] == [
+        {
+            "field": "assignee",
+            "fieldtype": "jira",
+            "fieldId": "assignee",
+            "from": None,
+            "fromString": None,
+            "to": "712020:alice",
+            "toString": "Alice Example",
+        }
+    ]
+    assert assigned["issue"]["fields"]["assignee"]["accountId"] == "712020:alice"
+    assert moved["changelog"]["items"] == [
+        {
+            "field": "status",
+            "fieldtype": "jira",
+            "fieldId": "status",
+            "from": "10000",
+            "fromString": "To Do",
+            "to": "10001",
+            "toString": "Done",
+        },
+        {
+            "field": "resolution",
+            "fieldtype": "jira",
+            "fieldId": "resolution",
+            "from": None,
+            "fromString": None,
+            "to": "10000",
+            "toString": "Done",
+        },
+    ]
+    assert moved["issue"]["fields"]["status"]["name"] == "Done"
+    assert moved["changelog"]["id"] != assigned["changelog"]["id"]
+    assert "changelog" not in commented
+    assert commented["comment"]["body"] == "looking"
+    assert commented["comment"]["author"]["accountId"] == "557058:sandbox-bot"
+    assert set(comment_created) == {"timestamp", "webhookEvent", "comment", "issue"}
+    assert comment_created["comment"] == commented["comment"]
+    assert edited["changelog"]["items"][0] | {"fieldtype": "?"} == {
+        "field": "summary",
+        "fieldtype": "?",
+        "fieldId": "summary",
+        "from": None,
+        "fromString": "Disk full on db-1",
+        "to": None,
+        "toString": "Disk full on db-2",
+    }
+    assert "changelog" not in deleted
+    assert deleted["issue"]["fields"]["summary"] == "Disk full on db-2"
+    log = emu.deliveries()
+    assert [(d["event"], d["attempt"], d["status"], d["error"]) for d in log][:2] == [
+        ("jira:issue_created", 1, 200, None),
+        ("jira:issue_updated", 1, 200, None),
+    ]
+    assert [d["identifier"] for d in log] == identifiers
+    assert all(d["url"] == f"{hook_url}/a" and d["issue_key"] == issue.key for d in log)
+
+
+def test_changelog_id_matches_issue_history(jira: JIRA, emu: JiraEmulator, receiver: Receiver, hook_url: str) -> None:
+    emu.add_webhook(f"{hook_url}/a", events={"jira:issue_updated"})
+    issue = new_issue(jira)
+    jira.transition_issue(issue, "In Progress", comment="on it")  # one update: changelog and comment
+    assert emu.wait_for_deliveries(10)
+    (body,) = [r["body"] for r in receiver.requests("a")]
+    assert body["issue_event_type_name"] == "issue_generic"
+    assert body["comment"]["body"] == "on it"
+    full = emu.issue(issue.key)
+    assert full is not None
+    assert body["changelog"]["id"] == full["changelog"]["histories"][0]["id"]
+    assert body["changelog"]["items"] == full["changelog"]["histories"][0]["items"]
+    assert "x-hub-signature" not in receiver.requests("a")[0]["headers"]  # no secret, no signature
+
+
+def test_convenience_methods_act_as_people(emu: JiraEmulator, receiver: Receiver, hook_url: str) -> None:
+    emu.add_webhook(f"{hook_url}/a")
+    key = emu.create_issue({"project": {"key": "SUP"}, "issuetype": {"name": "Bug"}, "summary": "s"}, user="bob")
+    emu.transition(key, "in progress", user="alice")
+    emu.assign(key, "712020:bob", user="alice@example.com")
+    comment = emu.add_comment(key, "I will look", user="712020:bob")
+    emu.assign(key, None, user="alice")
+    emu.transition(key, "Resolved")
+    with pytest.raises(Exception, match="not valid"):
+        emu.transition(key, "Resolved")  # already there
+    with pytest.raises(Exception, match="not valid"):
+        emu.transition(key, "Teleport")
+    with pytest.raises(ValueError, match="unknown user"):
+        emu.add_comment(key, "x", user="mallory")
+    emu.delete_issue(key, user="alice")
+    assert emu.wait_for_deliveries(10)
+
+    bodies = [r["body"] for r in receiver.requests("a")]
+    assert [(b["webhookEvent"], b.get("user", {}).get("accountId")) for b in bodies] == [
+        ("jira:issue_created", "712020:bob"),
+        ("jira:issue_updated", "712020:alice"),
+        ("jira:issue_updated", "712020:alice"),
+        ("jira:issue_updated", "712020:bob"),
+        ("comment_created", None),
+        ("jira:issue_updated", "712020:alice"),
+        ("jira:issue_updated", "557058:sandbox-bot"),
+        ("jira:issue_deleted", "712020:alice"),
+    ]
+    assert bodies[1]["changelog"]["items"][0]["toString"] == "In Progress"
+    assert bodies[2]["changelog"]["items"][0] | {"fieldtype": "?"} == {
+        "field": "assignee",
+        "fieldtype": "?",
+        "fieldId": "assignee",
+        "from": None,
+        "fromString": None,
+        "to": "712020:bob",
+        "toString": "Bob Example",
+    }
+    assert bodies[4]["comment"]["id"] == comment["id"]
+    assert bodies[4]["comment"]["author"]["displayName"] == "Bob Example"
+    assert (bodies[5]["changelog"]["items"][0]["from"], bodies[5]["changelog"]["items"][0]["to"]) == (
+        "712020:bob",
+        None,
+    )
+    assert [i["field"] for i in bodies[6]["changelog"]["items"]] == ["status", "resolution"]
+    assert emu.issue(key) is None
+
+
+def test_retries_keep_the_identifier_and_count(emu: JiraEmulator, receiver: Receiver, hook_url: str) -> None:
+    emu.add_webhook(f"{hook_url}/a", secret="x")
+    receiver.fail("a", 503, 2)
+    started = time.monotonic()
+    emu.create_issue({"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "retry me"})
+    assert emu.wait_for_deliveries(10)
+    assert time.monotonic() - started >= 0.2 + 0.5  # the default backoff
+    got = receiver.requests("a")
+    assert len(got) == 3
+    assert len({r["headers"]["x-atlassian-webhook-identifier"] for r in got}) == 1
+    assert [r["headers"].get("x-atlassian-webhook-retry") for r in got] == [None, "1", "2"]
+    assert len({r["raw"] for r in got}) == 1
+    assert [(d["attempt"], d["status"]) for d in emu.deliveries()] == [(1, 503), (2, 503), (3, 200)]
+
+
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [
+        (400, False),
+        (404, False),
+        (410, False),
+        (408, True),
+        (409, True),
+        (425, True),
+        (429, True),
+        (500, True),
+        (502, True),
+    ],
+)
+def test_which_answers_are_retried(
+    emu: JiraEmulator, receiver: Receiver, hook_url: str, status: int, retried: bool
+) -> None:
+    emu.webhook_retry_delays = (0.01,)
+    try:
+        emu.add_webhook(f"{hook_url}/a")
+        receiver.fail("a", status, 1)
+        emu.create_issue({"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "s"})
+        assert emu.wait_for_deliveries(10)
+    finally:
+        emu.webhook_retry_delays = JiraEmulator().webhook_retry_delays
+    expected = [(1, status), (2, 200)] if retried else [(1, status)]
+    assert [(d["attempt"], d["status"]) for d in emu.deliveries()] == expected
+    assert len(receiver.requests("a")) == len(expected)
+
+
+def test_gives_up_after_the_last_retry_and_on_connection_errors(
+    emu: JiraEmulator, receiver: Receiver, hook_url: str
+) -> None:
+    closed = ServerThread(FastAPI()).start()
+    dead_url = f"{closed.url}/hook"
+    closed.stop()
+    emu.webhook_retry_delays = (0.01, 0.01, 0.01)
+    try:
+        emu.add_webhook(f"{hook_url}/a")
+        emu.add_webhook(dead_url, events={"jira:issue_created"})
+        receiver.fail("a", 500, 100)
+        key = emu.create_issue({"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "s"})
+        assert emu.wait_for_deliveries(10)
+        receiver.fail("a", 200, 0)
+        emu.transition(key, "Done")
+        assert emu.wait_for_deliveries(10)
+    finally:
+        emu.webhook_retry_delays = JiraEmulator().webhook_retry_delays
+    log = emu.deliveries()
+    to_a = [(d["event"], d["attempt"], d["status"]) for d in log if d["url"] != dead_url]
+    assert to_a == [("jira:issue_created", n, 500) for n in (1, 2, 3, 4)] + [("jira:issue_updated", 1, 200)]
+    dead = [d for d in log if d["url"] == dead_url]
+    assert [(d["attempt"], d["status"]) for d in dead] == [(1, None), (2, None), (3, None), (4, None)]
+    assert all("ConnectError" in d["error"] for d in dead)
+
+
+def test_order_per_webhook_event_filter_and_off_the_request_path(
+    jira: JIRA, emu: JiraEmulator, receiver: Receiver, hook_url: str
+) -> None:
+    emu.webhook_retry_delays = (0.3,)
+    try:
+        emu.add_webhook(f"{hook_url}/a")
+        emu.add_webhook(f"{hook_url}/b", events={"comment_created", "jira:issue_created"})
+        receiver.fail("a", 503, 1)  # the first delivery to "a" waits for its retry; the rest queue behind it
+        receiver.delay = 0.2
+        started = time.monotonic()
+        issue = new_issue(jira)
+        for n in range(3):
+            jira.add_comment(issue, f"note {n}")
+        took = time.monotonic() - started
+        assert emu.wait_for_deliveries(15)
+    finally:
+        emu.webhook_retry_delays = JiraEmulator().webhook_retry_delays
+    assert took < 1.0  # the receiver is slow (2 s in all), the REST calls are not
+    a = receiver.requests("a")
+    assert [r["body"]["webhookEvent"] for r in a] == ["jira:issue_created"] * 2 + [
+        "jira:issue_updated",
+        "comment_created",
+    ] * 3
+    assert [r["body"].get("comment", {}).get("body") for r in a[2:]] == [f"note {n}" for n in range(3) for _ in "xy"]
+    b = receiver.requests("b")
+    assert [r["body"]["webhookEvent"] for r in b] == ["jira:issue_created"] + ["comment_created"] * 3
+    assert [r["body"]["comment"]["body"] for r in b[1:]] == ["note 0", "note 1", "note 2"]
+
+
+def test_remove_reset_and_http_control(
+    emu: JiraEmulator, receiver: Receiver, hook_url: str, http: httpx.Client
+) -> None:
+    seed = {"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "s"}
+    created = http.post(
+        "/_emulator/webhooks", json={"url": f"{hook_url}/a", "secret": "k", "events": ["jira:issue_created"]}
+    )
+    assert created.status_code == 200
+    hook_id = created.json()["id"]
+    assert http.get("/_emulator/webhooks").json() == [
+        {"id": hook_id, "url": f"{hook_url}/a", "events": ["jira:issue_created"], "isSigned": True}
+    ]
+    for bad in (
+        {"url": "ftp://x"},
+        {"url": f"{hook_url}/a", "events": ["jira:nope"]},
+        {"url": "http://x", "bogus": 1},
+        [1],
+    ):
+        assert http.post("/_emulator/webhooks", json=bad).status_code == 400
+    emu.create_issue(seed)
+    assert emu.wait_for_deliveries(10)
+    assert len(receiver.requests("a")) == 1
+    assert http.get("/_emulator/deliveries").json()[0]["status"] == 200
+    assert http.delete(f"/_emulator/webhooks/{hook_id}").status_code == 200
+    assert http.delete(f"/_emulator/webhooks/{hook_id}").status_code == 404
+    assert emu.remove_webhook(hook_id) is False
+    emu.create_issue(seed)
+    assert emu.wait_for_deliveries(10)
+    assert len(receiver.requests("a")) == 1
+
+    # reset drops registrations and pending deliveries: nothing arrives after it
+    emu.add_webhook(f"{hook_url}/b")
+    receiver.fail("b", 503, 100)
+    emu.create_issue(seed)
+    emu.create_issue(seed)
+    deadline = time.monotonic() + 5
+    while not receiver.requests("b") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert http.post("/_emulator/reset").status_code == 200
+    assert emu.webhooks() == []
+    assert emu.deliveries() == []
+    seen = len(receiver.requests("b"))
+    time.sleep(0.8)  # longer than the first two retry delays
+    assert len(receiver.requests("b")) == seen <= 1
+    assert emu.deliveries() == []
+    assert emu.wait_for_deliveries(0.1)

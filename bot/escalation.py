@@ -1,0 +1,80 @@
+"""The escalation scan: reminders for tickets left waiting, queued as thread notes in the ticket's lane.
+
+Every replica may scan; a conditional update makes each reminder one replica's alone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from bot import queue
+from bot.alert_processing import ticket_lane
+from bot.clock import utcnow
+from bot.db import transaction
+from bot.models import Ticket
+from bot.runtime import Runtime
+from bot.ticket_store import record
+from workflows.escalation import WAITING, due, reminder
+from workflows.lifecycle import EffectKind
+from workflows.states import TicketState
+
+log = logging.getLogger("triage.escalation")
+
+
+def people_for(runtime: Runtime, ticket: Ticket) -> tuple[str, ...]:
+    policy = runtime.policy
+    if TicketState(ticket.state) is TicketState.ASSIGNED and ticket.team in policy.teams:
+        return policy.teams[ticket.team].users
+    return policy.operators.users
+
+
+def scan(runtime: Runtime) -> int:
+    """Queue the reminders that are due; return how many."""
+    now = utcnow()
+    sent = 0
+    with transaction(runtime.engine) as session:
+        waiting = session.exec(select(Ticket).where(col(Ticket.state).in_([s.value for s in WAITING]))).all()
+        for ticket in waiting:
+            env = runtime.policy.environment_named(ticket.environment)
+            state = TicketState(ticket.state)
+            since = ticket.state_changed_at or ticket.created_at
+            if not due(
+                state,
+                since,
+                ticket.escalations,
+                ticket.escalated_at,
+                env.escalation_interval(),
+                env.escalate_limit,
+                now,
+            ):
+                continue
+            number = ticket.escalations + 1  # before the update, which also refreshes the loaded row
+            claimed = session.execute(
+                update(Ticket)
+                .where(
+                    col(Ticket.id) == ticket.id,
+                    col(Ticket.escalations) == ticket.escalations,
+                    col(Ticket.state) == ticket.state,
+                )
+                .values(escalations=number, escalated_at=now)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue  # another replica sent this one
+            assert ticket.id is not None
+            queue.enqueue(
+                session,
+                kind=EffectKind.SLACK_NOTE.value,
+                lane=ticket_lane(ticket.id),
+                payload={
+                    "text": reminder(state, now - since, number, env.escalate_limit),
+                    "mention": list(people_for(runtime, ticket)),
+                },
+            )
+            record(session, ticket, actor="triage-bot", via="escalation", note=f"reminder {number} sent")
+            sent += 1
+    if sent:
+        log.info("escalation reminders queued", extra={"count": sent})
+    return sent
