@@ -39,6 +39,10 @@ class SlackGateway:
             )
         return str(response["ts"])
 
+    def ephemeral(self, channel: str, user: str, text: str) -> None:
+        with outside_call("slack", "chat.postEphemeral"):
+            self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         with outside_call("slack", "chat.update"):
             self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)

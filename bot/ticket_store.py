@@ -107,4 +107,5 @@ def view(ticket: Ticket, browse_url: str | None = None) -> TicketView:
         truncated_alerts=ticket.truncated_alerts,
         external_url=ticket.external_url,
         created_at=ticket.created_at,
+        version=ticket.version,
     )

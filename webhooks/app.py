@@ -20,7 +20,7 @@ from bot.metrics import register_queue_collector
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.worker import WorkerPool
-from webhooks import alerts, errors, health, jira, tickets
+from webhooks import alerts, errors, health, jira, slack, tickets
 
 log = logging.getLogger("triage.server")
 
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(alerts.router)
     app.include_router(jira.router)
+    slack.install(app, runtime, wake=lambda: app.state.pool.wake() if app.state.pool else None)
     app.include_router(tickets.router)
     app.include_router(health.router)
     if settings.jira_sandbox:

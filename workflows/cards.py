@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from workflows.escaping import one_line, slack_text, truncate
 from workflows.tickets import TicketView
+from workflows.transitions import Action, actions_for
 
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
@@ -52,11 +54,34 @@ def card(ticket: TicketView) -> list[dict[str, Any]]:
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": truncate(slack_text(summary), SECTION_LIMIT)}}
         )
+    buttons = button_elements(ticket)
+    if buttons:
+        blocks.append({"type": "actions", "block_id": f"triage-actions-{ticket.id}", "elements": buttons})
     context = [f"ticket #{ticket.id}"]
     if ticket.external_url:
         context.append(slack_text(ticket.external_url))
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
     return blocks
+
+
+ACTION_PREFIX = "triage."
+NEEDS_A_FORM = frozenset({Action.ASSIGN_TEAM, Action.ASSIGN_MEMBER})  # modals: not offered on cards yet
+
+
+def button_elements(ticket: TicketView) -> list[dict[str, Any]]:
+    """The buttons that fit the ticket's state; each carries the ticket and the version it was shown at."""
+    value = json.dumps({"ticket": ticket.id, "version": ticket.version}, separators=(",", ":"))
+    return [
+        {
+            "type": "button",
+            "action_id": f"{ACTION_PREFIX}{action.value}",
+            "value": value,
+            "text": {"type": "plain_text", "text": action.label},
+        }
+        | ({"style": "primary"} if action in (Action.RESOLVE, Action.CLOSE, Action.QA_PASS) else {})
+        for action in actions_for(ticket.state)
+        if action not in NEEDS_A_FORM
+    ]
 
 
 def note_text(text: str, mentions: tuple[str, ...] = ()) -> str:

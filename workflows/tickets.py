@@ -38,6 +38,7 @@ class TicketView:
     truncated_alerts: int = 0
     external_url: str = ""
     created_at: datetime | None = None
+    version: int = 1
 
     @property
     def firing(self) -> int:

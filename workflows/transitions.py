@@ -112,8 +112,23 @@ def decide(
         )
     if not roles & move.who:
         who = " or ".join(sorted(r.value for r in move.who))
-        return Decision(False, reason=f"{action.label} on a {state.label.lower()} ticket is for the {who}")
+        article = "an" if state.label[0] in "AEIOU" else "a"
+        return Decision(False, reason=f"{action.label} on {article} {state.label.lower()} ticket is for the {who}")
     to = move.to
     if state is S.CLOSED and action is Action.REOPEN and not has_assignee:
         to = S.OPEN  # nobody to hand it back to: back to triage
     return Decision(True, to=to)
+
+
+def roles_of(
+    user: str, *, operators: tuple[str, ...], team_members: tuple[str, ...], qa: tuple[str, ...]
+) -> frozenset[Role]:
+    """The roles a Slack user holds for one ticket (team membership is of the ticket's own team)."""
+    roles = set()
+    if user in operators:
+        roles.add(Role.OPERATOR)
+    if user in team_members:
+        roles.add(Role.TEAM)
+    if user in qa:
+        roles.add(Role.QA)
+    return frozenset(roles)

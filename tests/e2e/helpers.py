@@ -45,3 +45,25 @@ def post_alert(client: httpx.Client, body: dict[str, Any], source: str = "alertm
     response = client.post(f"/alerts/{source}", json=body)
     assert response.status_code == 202, response.text
     return response
+
+
+def click(
+    bot_url: str, emulators: Emulators, channel: str, ts: str, label: str, user: str, timestamp: int | None = None
+) -> httpx.Response:
+    """Press the button labelled ``label`` on a stored message as ``user``: the signed block_actions request
+    Slack would send to the bot."""
+    message = emulators.slack.message(channel, ts)
+    assert message is not None, f"no message {channel}/{ts}"
+    button = next(
+        (
+            el
+            for block in message["blocks"] or []
+            for el in block.get("elements", [])
+            if el.get("type") == "button" and el["text"]["text"] == label
+        ),
+        None,
+    )
+    assert button is not None, f"no button {label!r} on the card"
+    body = emulators.slack.block_actions_payload(channel, ts, user, button["action_id"], button["value"])
+    headers = emulators.slack.signed_request(body, timestamp=timestamp)
+    return httpx.post(f"{bot_url}/slack/events", content=body, headers=headers, timeout=10)

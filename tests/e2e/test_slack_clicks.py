@@ -1,0 +1,81 @@
+"""Buttons on the card drive the workflow: signed clicks, roles, races, and Jira kept in step."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from tests.conftest import Emulators
+from tests.e2e.helpers import cards, click, issues, post_alert, queue_drained
+from tests.harness import BotProcess, alertmanager_payload
+
+
+def _buttons(card: dict[str, Any]) -> list[str]:
+    return [el["text"]["text"] for b in card["blocks"] if b["type"] == "actions" for el in b["elements"]]
+
+
+def test_clicks_move_the_ticket_by_role(bot: BotProcess, emulators: Emulators, database_url: str) -> None:
+    with bot.client() as client:
+        post_alert(client, alertmanager_payload("C"))
+        queue_drained(database_url)
+    [card] = cards(emulators, "C0OPS")
+    assert _buttons(card) == ["Resolve", "Close"]  # Assign team needs its form, not offered yet
+
+    # A team member may not resolve an untriaged ticket: nothing changes, they are told why.
+    assert click(bot.url, emulators, "C0OPS", card["ts"], "Resolve", "U0PA1").status_code == 200
+    queue_drained(database_url)
+    [note] = emulators.slack.ephemerals("C0OPS", "U0PA1")
+    assert note["text"].startswith("Nothing changed: Resolve on an open ticket is for the operator")
+    [issue] = issues(emulators)
+    assert issue["fields"]["status"]["name"] == "To Do"
+
+    # The operator resolves it; a second click on the same (now stale) card is refused, naming the winner.
+    assert click(bot.url, emulators, "C0OPS", card["ts"], "Resolve", "U0OP1").status_code == 200
+    assert click(bot.url, emulators, "C0OPS", card["ts"], "Resolve", "U0OP1").status_code == 200
+    queue_drained(database_url)
+    [issue] = issues(emulators)
+    assert issue["fields"]["status"]["name"] == "Resolved"
+    assert [c["body"] for c in issue["fields"]["comment"]["comments"]] == ["Resolve by Slack user U0OP1: now Resolved."]
+    refusals = [e["text"] for e in emulators.slack.ephemerals("C0OPS", "U0OP1")]
+    assert refusals == ["Nothing changed: U0OP1 already moved it to Resolved."]
+    [card] = cards(emulators, "C0OPS")
+    assert "*State*\\nResolved" in json.dumps(card["blocks"])
+    assert _buttons(card) == ["Close", "Request QA", "Reopen"]
+
+    # Request QA, QA pass (by QA), Close (by the operator): Jira follows each step.
+    for label, user in (("Request QA", "U0OP1"), ("QA pass", "U0QA1"), ("Close", "U0OP1")):
+        [card] = cards(emulators, "C0OPS")
+        assert click(bot.url, emulators, "C0OPS", card["ts"], label, user).status_code == 200
+        queue_drained(database_url)
+    [issue] = issues(emulators)
+    assert issue["fields"]["status"]["name"] == "Done"
+    [card] = cards(emulators, "C0OPS")
+    assert _buttons(card) == ["Reopen"]
+
+
+def test_forged_and_replayed_clicks_are_refused(bot: BotProcess, emulators: Emulators, database_url: str) -> None:
+    with bot.client() as client:
+        post_alert(client, alertmanager_payload("F"))
+        queue_drained(database_url)
+    [card] = cards(emulators, "C0OPS")
+    stale = click(bot.url, emulators, "C0OPS", card["ts"], "Close", "U0OP1", timestamp=int(time.time()) - 600)
+    assert stale.status_code == 401
+    body = emulators.slack.block_actions_payload("C0OPS", card["ts"], "U0OP1", "triage.close", _value(card, "Close"))
+    headers = emulators.slack.signed_request(body) | {"X-Slack-Signature": "v0=" + "0" * 64}
+    import httpx
+
+    assert httpx.post(f"{bot.url}/slack/events", content=body, headers=headers).status_code == 401
+    queue_drained(database_url)
+    [issue] = issues(emulators)
+    assert issue["fields"]["status"]["name"] == "To Do"
+
+
+def _value(card: dict[str, Any], label: str) -> str:
+    return next(
+        el["value"]
+        for b in card["blocks"]
+        if b["type"] == "actions"
+        for el in b["elements"]
+        if el["text"]["text"] == label
+    )
