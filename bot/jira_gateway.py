@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from jira import JIRA
@@ -106,13 +107,16 @@ class JiraGateway:
         with outside_call("jira", "comment"):
             client._session.post(client._get_url(f"issue/{key}/comment"), data=json.dumps(body))
 
-    def transition(self, key: str, name: str) -> bool:
-        """Move the issue by transition name; False when it is already in that transition's target status."""
+    def transition(self, key: str, name: str, already_there: Callable[[str], bool] = lambda _status: False) -> bool:
+        """Move the issue by transition name; False when it is already where the move leads (by the
+        transition's target status, or by ``already_there(current status name)``)."""
         client = self.client
         with outside_call("jira", "transitions"):
             issue = client.issue(key, fields="status")
             transitions = client.transitions(key)
         status = str(issue.fields.status.name)
+        if already_there(status):
+            return False
         wanted = next((t for t in transitions if str(t["name"]).lower() == name.lower()), None)
         if wanted is None:
             # Workflows offer no transition into the status an issue is in; our default names are the

@@ -22,12 +22,13 @@ from workflows.states import TicketState
 from workflows.transitions import Action, decide, roles_of
 
 KIND = "slack.action"
+EPHEMERAL = "slack.ephemeral"
 
 
 def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
     event_id = json.loads(ctx.job.payload)["event_id"]
-    refusal: tuple[str, str, str] | None = None
     with ctx.final() as session:
+        refusal: tuple[str, str, str] | None = None
         event = session.get(InboundEvent, event_id)
         if event is None:
             raise PermanentError(f"event {event_id} is gone")
@@ -59,11 +60,14 @@ def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
                 if last is not None:
                     reason = f"{last.actor} already moved it to {TicketState(last.to_state or state).label}"
             refusal = (click["channel"], user, f"Nothing changed: {reason}.")
+        elif action is Action.ASSIGN_TEAM and click.get("team") not in policy.teams:
+            refusal = (click["channel"], user, f"Nothing changed: there is no team {click.get('team')!r}.")
         else:
-            move(session, ticket, verdict.to, actor=user, via="slack", note=f"{action.label} in Slack")
-            assert ticket.id is not None
-            lane = ctx.job.lane
-            text = f"{action.label} by Slack user {user}: now {verdict.to.label}."
+            if action is Action.ASSIGN_TEAM:
+                ticket.team = click["team"]
+            to_team = f" (team {ticket.team})" if action is Action.ASSIGN_TEAM else ""
+            move(session, ticket, verdict.to, actor=user, via="slack", note=f"{action.label} in Slack{to_team}")
+            text = f"{action.label} by Slack user {user}: now {verdict.to.label}{to_team}."
             for effect in (
                 Effect(EffectKind.JIRA_TRANSITION, {"state": verdict.to.value}),
                 Effect(EffectKind.JIRA_COMMENT, {"text": text}),
@@ -73,9 +77,18 @@ def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
                 queue.enqueue(
                     session,
                     kind=effect.kind.value,
-                    lane=lane,
+                    lane=ctx.job.lane,
                     payload=effect.payload,
                     coalesce=effect.kind in COALESCED,
                 )
-    if refusal is not None:
-        runtime.slack.ephemeral(*refusal)
+        if refusal is not None:
+            channel, to, words = refusal
+            queue.enqueue(
+                session, kind=EPHEMERAL, lane=f"ephemeral:{to}", payload={"channel": channel, "user": to, "text": words}
+            )
+
+
+def send_ephemeral(runtime: Runtime, ctx: JobContext) -> None:
+    """Tell one person, in the channel they clicked in, why nothing changed (only they see it)."""
+    message = json.loads(ctx.job.payload)
+    runtime.slack.ephemeral(message["channel"], message["user"], message["text"])

@@ -144,7 +144,10 @@ def jira_transition(runtime: Runtime, ctx: JobContext) -> None:
     name = runtime.policy.jira.transitions.get(state.value)
     if name is None:
         return  # this state has no Jira status of its own (e.g. assigned): the assignee/labels show it
-    if runtime.jira.transition(key, name):
+    jira = runtime.policy.jira
+    # Jira has no "assigned": an issue that is open in Jira is where an assigned ticket should be.
+    same = {state.value, TicketState.OPEN.value} if state is TicketState.ASSIGNED else {state.value}
+    if runtime.jira.transition(key, name, already_there=lambda status: jira.state_of_status(status) in same):
         TICKETS_UPDATED.labels("transition").inc()
 
 

@@ -24,7 +24,7 @@ from bot.db import transaction
 from bot.models import InboundEvent
 from bot.runtime import Runtime
 from bot.slack_actions import KIND
-from workflows.cards import ACTION_PREFIX
+from workflows.cards import ACTION_PREFIX, ASSIGN_TEAM_VIEW, assign_team_modal
 from workflows.transitions import Action
 
 
@@ -48,18 +48,46 @@ def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:
     async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         try:
             value = json.loads(action.get("value") or "{}")
-            click = {
-                "action": Action(action["action_id"].removeprefix(ACTION_PREFIX)).value,
-                "ticket": int(value["ticket"]),
-                "version": int(value["version"]),
-                "user": str(body["user"]["id"]),
-                "channel": str((body.get("channel") or {}).get("id") or body["container"]["channel_id"]),
-            }
+            chosen = Action(action["action_id"].removeprefix(ACTION_PREFIX))
+            ticket_id, version = int(value["ticket"]), int(value["version"])
+            channel = str((body.get("channel") or {}).get("id") or body["container"]["channel_id"])
+            user = str(body["user"]["id"])
         except (KeyError, TypeError, ValueError):
             await ack()
             return
+        click = {"action": chosen.value, "ticket": ticket_id, "version": version, "user": user, "channel": channel}
+        if chosen is Action.ASSIGN_TEAM:
+            # A form first: the move happens when it is submitted (and is decided then, like any click).
+            await ack()
+            modal = assign_team_modal(ticket_id, version, channel, list(runtime.policy.teams))
+            await app.client.views_open(trigger_id=body["trigger_id"], view=modal)
+            return
         delivery = f"{click['user']}:{action.get('action_ts', '')}:{action['action_id']}"
         await run_in_threadpool(persist_click, runtime, click, delivery)
+        await ack()
+        wake()
+
+    @app.view(ASSIGN_TEAM_VIEW)
+    async def on_assign_team(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+            team = view["state"]["values"]["team"]["team"]["selected_option"]["value"]
+            click = {
+                "action": Action.ASSIGN_TEAM.value,
+                "ticket": int(meta["ticket"]),
+                "version": int(meta["version"]),
+                "user": str(body["user"]["id"]),
+                "channel": str(meta["channel"]),
+                "team": str(team),
+            }
+        except (KeyError, TypeError, ValueError):
+            await ack(response_action="errors", errors={"team": "Pick a team."})
+            return
+        if click["team"] not in runtime.policy.teams:
+            await ack(response_action="errors", errors={"team": "That team is not in the policy."})
+            return
+        # The view id is the same if Slack retries the submission: the second one is a duplicate.
+        await run_in_threadpool(persist_click, runtime, click, f"view:{view.get('id')}")
         await ack()
         wake()
 

@@ -20,7 +20,7 @@ def test_clicks_move_the_ticket_by_role(bot: BotProcess, emulators: Emulators, d
         post_alert(client, alertmanager_payload("C"))
         queue_drained(database_url)
     [card] = cards(emulators, "C0OPS")
-    assert _buttons(card) == ["Resolve", "Close"]  # Assign team needs its form, not offered yet
+    assert _buttons(card) == ["Resolve", "Assign team", "Close"]
 
     # A team member may not resolve an untriaged ticket: nothing changes, they are told why.
     assert click(bot.url, emulators, "C0OPS", card["ts"], "Resolve", "U0PA1").status_code == 200
@@ -79,3 +79,35 @@ def _value(card: dict[str, Any], label: str) -> str:
         for el in b["elements"]
         if el["text"]["text"] == label
     )
+
+
+def test_assign_team_through_its_form_then_send_back(bot: BotProcess, emulators: Emulators, database_url: str) -> None:
+    from tests.e2e.helpers import submit_view
+
+    with bot.client() as client:
+        post_alert(client, alertmanager_payload("A"))
+        queue_drained(database_url)
+        [card] = cards(emulators, "C0OPS")
+        assert _buttons(card) == ["Resolve", "Assign team", "Close"]
+        assert click(bot.url, emulators, "C0OPS", card["ts"], "Assign team", "U0OP1").status_code == 200
+        [modal] = emulators.slack.views()
+        assert modal["title"]["text"] == "Assign team"
+        options = [o["value"] for o in modal["blocks"][0]["element"]["options"]]
+        assert options == ["payments"]
+        refused = submit_view(bot.url, emulators, "U0OP1", {"team": {"team": "nope"}})
+        assert refused.status_code == 200 and refused.json()["response_action"] == "errors"
+        assert submit_view(bot.url, emulators, "U0OP1", {"team": {"team": "payments"}}).status_code == 200
+        assert submit_view(bot.url, emulators, "U0OP1", {"team": {"team": "payments"}}).status_code == 200
+        queue_drained(database_url)
+        ticket = client.get("/api/tickets").json()["tickets"][0]
+        assert (ticket["state"], ticket["team"]) == ("assigned", "payments")
+        [issue] = issues(emulators)
+        assert [c["body"] for c in issue["fields"]["comment"]["comments"]] == [
+            "Assign team by Slack user U0OP1: now Assigned (team payments)."
+        ]  # the resubmission changed nothing
+        assert issue["fields"]["status"]["name"] == "To Do"
+        [card] = cards(emulators, "C0OPS")
+        assert _buttons(card) == ["Send back"]
+        assert click(bot.url, emulators, "C0OPS", card["ts"], "Send back", "U0PA1").status_code == 200
+        queue_drained(database_url)
+        assert client.get("/api/tickets").json()["tickets"][0]["state"] == "open"
