@@ -352,6 +352,68 @@ class SlackEmulator:
             "X-Slack-Signature": f"v0={digest}",
         }
 
+    def click(
+        self, channel: str, ts: str, label: str, user_id: str, *, timestamp: int | None = None
+    ) -> tuple[str, dict[str, str]]:
+        """Press the button labelled ``label`` on a stored message as ``user_id``: the signed block_actions
+        request (body, headers) Slack would send. ValueError if the message has no such button."""
+        message = self.message(channel, ts)
+        if message is None:
+            raise KeyError(f"no message {channel}/{ts}")
+        button = next(
+            (
+                el
+                for block in message["blocks"] or []
+                for el in [block.get("accessory"), *(block.get("elements") or [])]
+                if isinstance(el, dict) and el.get("type") == "button" and el.get("text", {}).get("text") == label
+            ),
+            None,
+        )
+        if button is None:
+            raise ValueError(f"message {channel}/{ts} has no button {label!r}")
+        body = self.block_actions_payload(channel, ts, user_id, button["action_id"], button.get("value", ""))
+        return body, self.signed_request(body, timestamp=timestamp)
+
+    def submit_view(
+        self, user_id: str, values: Mapping[str, Mapping[str, str]], view_id: str | None = None
+    ) -> tuple[str, dict[str, str]]:
+        """Submit a modal the app opened (the newest, or ``view_id``) as ``user_id`` with
+        ``{block_id: {action_id: value}}`` (select options by value, other inputs as text): the signed
+        view_submission request (body, headers) Slack would send."""
+        with self._lock:
+            if not self._views:
+                raise KeyError("no modal was opened")
+            view = copy.deepcopy(self._views[view_id] if view_id else list(self._views.values())[-1])
+            elements = {
+                (b.get("block_id"), b.get("element", {}).get("action_id")): b.get("element", {})
+                for b in view.get("blocks", [])
+                if b.get("type") == "input"
+            }
+        state: JSON = {}
+        for block_id, actions in values.items():
+            for action_id, value in actions.items():
+                kind = elements.get((block_id, action_id), {}).get("type", "plain_text_input")
+                entry: JSON = {"type": kind}
+                if kind.endswith("select"):
+                    entry["selected_option"] = {"text": {"type": "plain_text", "text": value}, "value": value}
+                else:
+                    entry["value"] = value
+                state.setdefault(block_id, {})[action_id] = entry
+        user = self.users.get(user_id, EmulatedSlackUser(user_id, user_id.lower(), ""))
+        payload: JSON = {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+            "user": {"id": user.id, "username": user.name, "name": user.name, "team_id": TEAM_ID},
+            "api_app_id": APP_ID,
+            "token": "sandbox-verification-token",
+            "trigger_id": f"{next(self._ids)}.{int(time.time())}.{secrets.token_hex(16)}",
+            "view": view | {"state": {"values": state}},
+            "response_urls": [],
+            "is_enterprise_install": False,
+        }
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+        return body, self.signed_request(body)
+
     def block_actions_payload(self, channel: str, ts: str, user_id: str, action_id: str, value: str) -> str:
         """Form body ``payload=<json>`` of a click on ``action_id`` in a stored message.
 

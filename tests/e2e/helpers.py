@@ -50,48 +50,12 @@ def post_alert(client: httpx.Client, body: dict[str, Any], source: str = "alertm
 def click(
     bot_url: str, emulators: Emulators, channel: str, ts: str, label: str, user: str, timestamp: int | None = None
 ) -> httpx.Response:
-    """Press the button labelled ``label`` on a stored message as ``user``: the signed block_actions request
-    Slack would send to the bot."""
-    message = emulators.slack.message(channel, ts)
-    assert message is not None, f"no message {channel}/{ts}"
-    button = next(
-        (
-            el
-            for block in message["blocks"] or []
-            for el in block.get("elements", [])
-            if el.get("type") == "button" and el["text"]["text"] == label
-        ),
-        None,
-    )
-    assert button is not None, f"no button {label!r} on the card"
-    body = emulators.slack.block_actions_payload(channel, ts, user, button["action_id"], button["value"])
-    headers = emulators.slack.signed_request(body, timestamp=timestamp)
+    """Press a card's button by its label, as ``user``, through the Slack emulator's signed request."""
+    body, headers = emulators.slack.click(channel, ts, label, user, timestamp=timestamp)
     return httpx.post(f"{bot_url}/slack/events", content=body, headers=headers, timeout=10)
 
 
 def submit_view(bot_url: str, emulators: Emulators, user: str, values: dict[str, dict[str, str]]) -> httpx.Response:
-    """Submit the newest modal the bot opened, as ``user``, with ``{block_id: {action_id: selected value}}``:
-    the signed view_submission request Slack would send."""
-    import json
-    import urllib.parse
-
-    view = emulators.slack.views()[-1]
-    state = {
-        block: {
-            action: {"type": "static_select", "selected_option": {"value": value}} for action, value in actions.items()
-        }
-        for block, actions in values.items()
-    }
-    payload = {
-        "type": "view_submission",
-        "team": {"id": "T0SANDBOX", "domain": "sandbox"},
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0SANDBOX"},
-        "api_app_id": "A0SANDBOX",
-        "token": "sandbox-verification-token",
-        "trigger_id": "1.2.3",
-        "view": {**view, "state": {"values": state}},
-        "response_urls": [],
-        "is_enterprise_install": False,
-    }
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
-    return httpx.post(f"{bot_url}/slack/events", content=body, headers=emulators.slack.signed_request(body), timeout=10)
+    """Submit the newest modal the bot opened, as ``user``, with ``{block_id: {action_id: value}}``."""
+    body, headers = emulators.slack.submit_view(user, values)
+    return httpx.post(f"{bot_url}/slack/events", content=body, headers=headers, timeout=10)

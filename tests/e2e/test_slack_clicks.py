@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.conftest import Emulators
 from tests.e2e.helpers import cards, click, issues, post_alert, queue_drained
-from tests.harness import BotProcess, alertmanager_payload
+from tests.harness import BotProcess, alertmanager_payload, wait_until
 
 
 def _buttons(card: dict[str, Any]) -> list[str]:
@@ -90,7 +90,8 @@ def test_assign_team_through_its_form_then_send_back(bot: BotProcess, emulators:
         [card] = cards(emulators, "C0OPS")
         assert _buttons(card) == ["Resolve", "Assign team", "Close"]
         assert click(bot.url, emulators, "C0OPS", card["ts"], "Assign team", "U0OP1").status_code == 200
-        [modal] = emulators.slack.views()
+        # The listener acks first and opens the form right after, as Slack recommends: wait for it.
+        [modal] = wait_until(emulators.slack.views, timeout=10, what="the Assign team modal")
         assert modal["title"]["text"] == "Assign team"
         options = [o["value"] for o in modal["blocks"][0]["element"]["options"]]
         assert options == ["payments"]

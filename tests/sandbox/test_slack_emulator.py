@@ -550,3 +550,55 @@ def test_block_actions_payload_accepted_by_bolt(url: str, emu: SlackEmulator) ->
     assert message is not None
     assert message["text"] == "acked"
     assert [r["method"] for r in emu.requests()] == ["chat.postMessage", "auth.test", "chat.update"]
+
+
+def test_click_by_label_and_submit_a_modal_as_slack_would() -> None:
+    app = create_slack_emulator()
+    emu: SlackEmulator = app.state.emulator
+    with ServerThread(app) as server:
+        client = WebClient(token="xoxb-sandbox", base_url=server.url + "/api/")
+        blocks = [
+            {
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "action_id": "go", "value": "v1", "text": {"type": "plain_text", "text": "Go"}}
+                ],
+            }
+        ]
+        ts = client.chat_postMessage(channel="C0OPS", text="t", blocks=blocks)["ts"]
+        body, headers = emu.click("C0OPS", ts, "Go", "U0OP1")
+        assert SignatureVerifier("sandbox-signing-secret").is_valid(
+            body, headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"]
+        )
+        payload = json.loads(urllib.parse.parse_qs(body)["payload"][0])
+        assert (payload["type"], payload["user"]["id"], payload["actions"][0]["value"]) == (
+            "block_actions",
+            "U0OP1",
+            "v1",
+        )
+        with pytest.raises(ValueError, match="no button 'Stop'"):
+            emu.click("C0OPS", ts, "Stop", "U0OP1")
+        with pytest.raises(KeyError):
+            emu.submit_view("U0OP1", {})
+        view = {
+            "type": "modal",
+            "callback_id": "cb",
+            "title": {"type": "plain_text", "text": "Pick"},
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": "b",
+                    "label": {"type": "plain_text", "text": "L"},
+                    "element": {
+                        "type": "static_select",
+                        "action_id": "a",
+                        "options": [{"text": {"type": "plain_text", "text": "x"}, "value": "x"}],
+                    },
+                }
+            ],
+        }
+        client.views_open(trigger_id=payload["trigger_id"], view=view)
+        body, _ = emu.submit_view("U0QA1", {"b": {"a": "x"}})
+        submitted = json.loads(urllib.parse.parse_qs(body)["payload"][0])
+        assert submitted["type"] == "view_submission" and submitted["view"]["callback_id"] == "cb"
+        assert submitted["view"]["state"]["values"]["b"]["a"]["selected_option"]["value"] == "x"
