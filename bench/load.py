@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import socket
 import time
@@ -18,36 +17,6 @@ import httpx
 from bench.procs import machine_busy_seconds
 
 PATH = "/alerts/alertmanager"
-
-
-def alertmanager_payload(group: str, alerts: int = 10) -> dict[str, Any]:
-    """An Alertmanager v4 webhook body as ``notify/webhook`` sends it (the shape tests/harness.py builds)."""
-    common = {"alertname": f"Alert{group}", "severity": "critical", "env": "production"}
-    notes = {"summary": f"problem {group}"}
-    items = [
-        {
-            "status": "firing",
-            "labels": {**common, "instance": f"host-{i}"},
-            "annotations": notes,
-            "startsAt": "2026-11-22T10:00:00Z",
-            "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://prometheus:9090/graph",
-            "fingerprint": hashlib.sha256(f"{group}/{i}".encode()).hexdigest()[:16],
-        }
-        for i in range(alerts)
-    ]
-    return {
-        "receiver": "triage-bot",
-        "status": "firing",
-        "alerts": items,
-        "groupLabels": {"alertname": common["alertname"]},
-        "commonLabels": common,
-        "commonAnnotations": notes,
-        "externalURL": "http://alertmanager:9093",
-        "version": "4",
-        "groupKey": f'{{}}:{{alertname="{common["alertname"]}"}}',
-        "truncatedAlerts": 0,
-    }
 
 
 def encode(payload: dict[str, Any]) -> bytes:

@@ -40,6 +40,7 @@ from bench.procs import (
 from bench.report import render
 from bot.alert_processing import lane_for
 from bot.sandbox.jira_emulator import ChangeEvent, JiraEmulator, create_jira_emulator
+from bot.sandbox.samples import alertmanager_payload
 from bot.sandbox.server_thread import ServerThread
 from bot.sandbox.slack_emulator import SlackEmulator, create_slack_emulator
 from bot.settings import Settings
@@ -139,8 +140,8 @@ class Bench:
     # ---- 1. intake -----------------------------------------------------------------------------
     def intake(self) -> dict[str, Any]:
         c = self.config
-        bodies = [load.encode(load.alertmanager_payload(f"intake-{i}", c.alerts_per_post)) for i in range(c.requests)]
-        warmup = [load.encode(load.alertmanager_payload(f"warmup-{i}", c.alerts_per_post)) for i in range(c.warmup)]
+        bodies = [load.encode(alertmanager_payload(f"intake-{i}", c.alerts_per_post)) for i in range(c.requests)]
+        warmup = [load.encode(alertmanager_payload(f"warmup-{i}", c.alerts_per_post)) for i in range(c.warmup)]
         results: dict[str, Any] = {}
 
         def measure(
@@ -244,7 +245,7 @@ class Bench:
                 previous_scrape = ""
                 for name, groups, rate in plan:
                     bodies = [
-                        load.encode(load.alertmanager_payload(f"{name}-{run_id}-{i}", c.alerts_per_post))
+                        load.encode(alertmanager_payload(f"{name}-{run_id}-{i}", c.alerts_per_post))
                         for i in range(groups)
                     ]
                     expected = len(created)

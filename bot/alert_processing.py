@@ -32,6 +32,10 @@ def ticket_lane(ticket_id: int) -> str:
     return f"ticket:{ticket_id}"
 
 
+def ticket_of_lane(lane: str) -> int:
+    return int(lane.removeprefix("ticket:"))
+
+
 def process_alert(runtime: Runtime, ctx: JobContext) -> None:
     event_id = json.loads(ctx.job.payload)["event_id"]
     with ctx.final() as session:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlmodel import select
 
 from bot import queue
+from bot.alert_processing import ticket_of_lane
 from bot.models import InboundEvent, Ticket, TicketHistory
 from bot.retry import PermanentError
 from bot.runtime import Runtime
@@ -35,7 +36,7 @@ def _actor(data: dict[str, Any]) -> tuple[set[str], str]:
 def handle_jira_event(runtime: Runtime, ctx: JobContext) -> None:
     event_id = json.loads(ctx.job.payload)["event_id"]
     own = runtime.jira.own_identity()  # outside the transaction: it may call Jira once
-    ticket_id = int(ctx.job.lane.removeprefix("ticket:"))
+    ticket_id = ticket_of_lane(ctx.job.lane)
     with ctx.final() as session:
         event = session.get(InboundEvent, event_id)
         ticket = session.get(Ticket, ticket_id)

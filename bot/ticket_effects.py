@@ -13,6 +13,7 @@ import json
 import logging
 from typing import Any
 
+from bot.alert_processing import ticket_of_lane
 from bot.clock import utcnow
 from bot.db import transaction
 from bot.metrics import TICKET_LATENCY, TICKETS_CREATED, TICKETS_UPDATED
@@ -31,7 +32,7 @@ CLOCK_SKEW = 300.0  # seconds of leeway between our clock and Slack's when bound
 
 
 def _ticket_id(ctx: JobContext) -> int:
-    return int(ctx.job.lane.removeprefix("ticket:"))
+    return ticket_of_lane(ctx.job.lane)
 
 
 def _load(runtime: Runtime, ticket_id: int) -> Ticket:

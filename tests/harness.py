@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import signal
 import socket
@@ -18,6 +17,8 @@ from typing import Any, TypeVar
 
 import httpx
 import psycopg
+
+from bot.sandbox.samples import alertmanager_payload as alertmanager_payload  # re-exported for the tests
 
 PG_HOST = os.environ.get("TRIAGE_TEST_PG_HOST", "127.0.0.1")
 PG_ADMIN_DSN = f"host={PG_HOST} port=5432 user=postgres dbname=postgres"
@@ -130,40 +131,3 @@ def bot_env(database_url: str, jira_url: str, slack_url: str, **extra: str) -> d
     }
     env.update(extra)
     return env
-
-
-def alertmanager_payload(
-    group: str,
-    alerts: int = 1,
-    status: str = "firing",
-    labels: dict[str, str] | None = None,
-    annotations: dict[str, str] | None = None,
-    first: int = 0,
-) -> dict[str, Any]:
-    """An Alertmanager v4 webhook body, shaped as notify/webhook sends it."""
-    common = {"alertname": f"Alert{group}", "severity": "critical", "env": "production", **(labels or {})}
-    notes = {"summary": f"problem {group}", **(annotations or {})}
-    items = [
-        {
-            "status": status,
-            "labels": {**common, "instance": f"host-{i}"},
-            "annotations": notes,
-            "startsAt": "2026-11-22T10:00:00Z",
-            "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-22T11:00:00Z",
-            "generatorURL": "http://prometheus:9090/graph",
-            "fingerprint": hashlib.sha256(f"{group}/{i}".encode()).hexdigest()[:16],
-        }
-        for i in range(first, first + alerts)
-    ]
-    return {
-        "receiver": "triage-bot",
-        "status": status,
-        "alerts": items,
-        "groupLabels": {"alertname": common["alertname"]},
-        "commonLabels": common,
-        "commonAnnotations": notes,
-        "externalURL": "http://alertmanager:9093",
-        "version": "4",
-        "groupKey": f'{{}}:{{alertname="{common["alertname"]}"}}',
-        "truncatedAlerts": 0,
-    }

@@ -60,6 +60,11 @@ def check_grafana_signature(request: Request, body: bytes, secret: str, timestam
         if not stamp.isdigit() or abs(time.time() - int(stamp)) > SIGNATURE_WINDOW_SECONDS:
             raise Refusal(401, "stale_signature", f"{timestamp_header} is missing or outside 5 minutes")
         message = stamp.encode() + b":" + body
-    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(signature.strip().lower(), expected):
+    if not hmac_matches(secret, message, signature):
         raise Refusal(401, "bad_signature", "the HMAC signature does not match the body")
+
+
+def hmac_matches(secret: str, message: bytes, presented_hex: str) -> bool:
+    """Is ``presented_hex`` the hex HMAC-SHA256 of ``message`` (Grafana's and Jira's signatures both are)?"""
+    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(presented_hex.strip().lower(), expected)

@@ -7,7 +7,6 @@ deduplicated by ``X-Atlassian-Webhook-Identifier`` (the same across Jira's retri
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Any
 
@@ -23,7 +22,7 @@ from bot.db import transaction
 from bot.jira_events import KIND
 from bot.models import InboundEvent, Ticket
 from bot.runtime import Runtime
-from webhooks.auth import require_token
+from webhooks.auth import hmac_matches, require_token
 from webhooks.deps import PoolDep, RuntimeDep
 from webhooks.errors import Refusal
 from webhooks.intake import read_json_object
@@ -37,8 +36,7 @@ def _check_signature(request: Request, body: bytes, secret: str) -> None:
     method, _, signature = header.partition("=")
     if method.lower() != "sha256" or not signature:
         raise Refusal(401, "missing_signature", "X-Hub-Signature: sha256=<hex> is required (a secret is set)")
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(signature.strip().lower(), expected):
+    if not hmac_matches(secret, body, signature):
         raise Refusal(401, "bad_signature", "the X-Hub-Signature does not match the body")
 
 
