@@ -107,6 +107,31 @@ class JiraGateway:
         with outside_call("jira", "comment"):
             client._session.post(client._get_url(f"issue/{key}/comment"), data=json.dumps(body))
 
+    def find_account(self, email: str) -> str | None:
+        """The Jira account with exactly this e-mail address: its Cloud accountId or Data Center username.
+        None when there is none, or when Jira hides e-mail addresses and the search cannot tell."""
+        client = self.client
+        cloud = client.deploymentType == "Cloud"
+        params = {"query": email} if cloud else {"username": email}
+        with outside_call("jira", "user_search"):
+            found = client._session.get(client._get_url("user/search"), params=params | {"maxResults": "10"}).json()
+        wanted = email.strip().lower()
+        users = [u for u in (found if isinstance(found, list) else []) if u.get("active", True)]
+        exact = [u for u in users if str(u.get("emailAddress") or "").lower() == wanted]
+        # Cloud hides the address of people whose profile says so; the search still matched on it, so one
+        # hidden-address match is that person.
+        hidden = [u for u in users if not u.get("emailAddress")]
+        chosen = exact[0] if exact else (hidden[0] if len(users) == 1 and hidden else None)
+        account = (chosen or {}).get("accountId" if cloud else "name")
+        return str(account) if account else None
+
+    def assign(self, key: str, account: str | None) -> None:
+        """Set (or with None clear) the assignee: ``PUT issue/{key}/assignee``, one call."""
+        client = self.client
+        field = "accountId" if client.deploymentType == "Cloud" else "name"
+        with outside_call("jira", "assign"):
+            client._session.put(client._get_url(f"issue/{key}/assignee"), data=json.dumps({field: account}))
+
     def transition(self, key: str, name: str, already_there: Callable[[str], bool] = lambda _status: False) -> bool:
         """Move the issue by transition name; False when it is already where the move leads (by the
         transition's target status, or by ``already_there(current status name)``)."""

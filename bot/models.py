@@ -85,6 +85,7 @@ class Ticket(SQLModel, table=True):
     slack_channel: str = Field(max_length=32)
     slack_ts: str | None = Field(default=None, max_length=32)
     slack_post_attempts: int = 0
+    assignee: str | None = Field(default=None, max_length=32)  # Slack user id of the member working on it
     first_event_at: datetime = Field(default_factory=utcnow)
     jira_created_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -108,3 +109,29 @@ class TicketHistory(SQLModel, table=True):
     from_state: str | None = Field(default=None, max_length=16)
     to_state: str | None = Field(default=None, max_length=16)
     note: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class TicketCard(SQLModel, table=True):
+    """A copy of a ticket's card in another channel (the team's, QA's): one per ticket per channel, edited in
+    place with the original. The original card lives on the ticket row (slack_channel, slack_ts)."""
+
+    __tablename__ = "ticket_cards"
+    __table_args__ = (UniqueConstraint("ticket_id", "channel", name="uq_ticket_card_channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    channel: str = Field(max_length=32)
+    ts: str | None = Field(default=None, max_length=32)
+    post_attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Person(SQLModel, table=True):
+    """A Slack user as Jira knows them: found by e-mail, kept for a while so assignments cost no lookups."""
+
+    __tablename__ = "people"
+
+    slack_user: str = Field(primary_key=True, max_length=32)
+    email: str | None = Field(default=None, max_length=320)
+    jira_account: str | None = Field(default=None, max_length=128)  # Cloud accountId, Data Center username
+    checked_at: datetime = Field(default_factory=utcnow)

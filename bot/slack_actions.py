@@ -8,18 +8,22 @@ clicker alone (ephemeral), a move is recorded and mirrored to Jira and to the ca
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bot import queue
-from bot.models import InboundEvent, Ticket, TicketHistory
+from bot.models import InboundEvent, Ticket, TicketCard, TicketHistory
 from bot.retry import PermanentError
 from bot.runtime import Runtime
 from bot.ticket_store import move
 from bot.worker import JobContext
+from workflows.cards import SECTION_LIMIT
+from workflows.escaping import slack_text, truncate
 from workflows.lifecycle import COALESCED, Effect, EffectKind
+from workflows.policy import Policy
 from workflows.states import TicketState
-from workflows.transitions import Action, decide, roles_of
+from workflows.transitions import Action, Decision, decide, roles_of
 
 KIND = "slack.action"
 EPHEMERAL = "slack.ephemeral"
@@ -38,17 +42,8 @@ def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
             raise PermanentError(f"ticket {click['ticket']} does not exist")
         user, action = click["user"], Action(click["action"])
         policy = runtime.policy
-        team = policy.teams.get(ticket.team or "")
-        roles = roles_of(
-            user,
-            operators=policy.operators.users,
-            team_members=team.users if team else (),
-            qa=policy.qa.users if policy.qa else (),
-        )
         state = TicketState(ticket.state)
-        verdict = decide(
-            state, action, roles, version=ticket.version, seen_version=click.get("version"), has_assignee=False
-        )
+        verdict = judge(policy, ticket, user, action, click.get("version"))
         if not verdict.allowed or verdict.to is None:
             reason = verdict.reason
             if click.get("version") != ticket.version:
@@ -59,28 +54,11 @@ def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
                 ).first()
                 if last is not None:
                     reason = f"{last.actor} already moved it to {TicketState(last.to_state or state).label}"
-            refusal = (click["channel"], user, f"Nothing changed: {reason}.")
-        elif action is Action.ASSIGN_TEAM and click.get("team") not in policy.teams:
-            refusal = (click["channel"], user, f"Nothing changed: there is no team {click.get('team')!r}.")
+            refusal = (click["channel"], user, f"Nothing changed: {slack_text(reason)}.")
+        elif (problem := _input_problem(policy, ticket, action, click)) is not None:
+            refusal = (click["channel"], user, f"Nothing changed: {slack_text(problem)}.")
         else:
-            if action is Action.ASSIGN_TEAM:
-                ticket.team = click["team"]
-            to_team = f" (team {ticket.team})" if action is Action.ASSIGN_TEAM else ""
-            move(session, ticket, verdict.to, actor=user, via="slack", note=f"{action.label} in Slack{to_team}")
-            text = f"{action.label} by Slack user {user}: now {verdict.to.label}{to_team}."
-            for effect in (
-                Effect(EffectKind.JIRA_TRANSITION, {"state": verdict.to.value}),
-                Effect(EffectKind.JIRA_COMMENT, {"text": text}),
-                Effect(EffectKind.SLACK_CARD),
-                Effect(EffectKind.SLACK_NOTE, {"text": text}),
-            ):
-                queue.enqueue(
-                    session,
-                    kind=effect.kind.value,
-                    lane=ctx.job.lane,
-                    payload=effect.payload,
-                    coalesce=effect.kind in COALESCED,
-                )
+            _carry_out(session, ctx, ticket, action, verdict.to, click)
         if refusal is not None:
             channel, to, words = refusal
             queue.enqueue(
@@ -92,3 +70,103 @@ def send_ephemeral(runtime: Runtime, ctx: JobContext) -> None:
     """Tell one person, in the channel they clicked in, why nothing changed (only they see it)."""
     message = json.loads(ctx.job.payload)
     runtime.slack.ephemeral(message["channel"], message["user"], message["text"])
+
+
+def judge(policy: Policy, ticket: Ticket, user: str, action: Action, seen_version: int | None) -> Decision:
+    """May ``user`` take ``action`` on ``ticket`` as they saw it? (The listener asks before opening a form.)"""
+    team = policy.teams.get(ticket.team or "")
+    roles = roles_of(
+        user,
+        operators=policy.operators.users,
+        team_members=team.users if team else (),
+        qa=policy.qa.users if policy.qa else (),
+    )
+    return decide(
+        TicketState(ticket.state),
+        action,
+        roles,
+        version=ticket.version,
+        seen_version=seen_version,
+        has_assignee=ticket.assignee is not None,
+    )
+
+
+def _input_problem(policy: Policy, ticket: Ticket, action: Action, click: dict[str, Any]) -> str | None:
+    """What is wrong with what the form said (checked again here: the policy may have changed since)."""
+    if action is Action.ASSIGN_TEAM and click.get("team") not in policy.teams:
+        return f"there is no team {click.get('team')!r}"
+    if action is Action.ASSIGN_MEMBER:
+        team = policy.teams.get(ticket.team or "")
+        if team is None or click.get("member") not in team.users:
+            return f"{click.get('member')} is not a member of team {ticket.team}"
+    return None
+
+
+def _carry_out(
+    session: Session, ctx: JobContext, ticket: Ticket, action: Action, to: TicketState, click: dict[str, Any]
+) -> None:
+    """Record the move and queue its mirror images: Jira status, assignee and comment; the cards; the thread."""
+    policy, user = ctx.runtime.policy, click["user"]
+    what, shown = "", ""  # after the new state: for Jira and the history; for Slack (mrkdwn, with mentions)
+    assign_to: tuple[str | None] | tuple[()] = ()
+    if action is Action.ASSIGN_TEAM:
+        ticket.team = click["team"]
+        what, shown = f" (team {ticket.team})", f" (team {slack_text(ticket.team or '')})"
+        if ticket.assignee is not None:
+            ticket.assignee, assign_to = None, (None,)  # a new team picks its own member
+    elif action is Action.ASSIGN_MEMBER:
+        ticket.assignee = click["member"]
+        assign_to = (ticket.assignee,)
+        what, shown = f" (assignee: Slack user {ticket.assignee})", f" (assignee: <@{ticket.assignee}>)"
+    elif to is TicketState.OPEN and ticket.assignee is not None:
+        ticket.assignee, assign_to = None, (None,)  # sent back to triage: nobody works on it
+    said = str(click.get("text") or "").strip()
+    move(
+        session,
+        ticket,
+        to,
+        actor=user,
+        via="slack",
+        note=f"{action.label}{what} in Slack" + (f": {said}" if said else ""),
+    )
+    for channel in _channels_to_show(policy, ticket, to):
+        _ensure_copy(session, ticket, channel)
+    told = f"\n{_SAID[action]}: " if said else ""
+    text = f"{action.label} by Slack user {user}: now {to.label}{what}.{told}{said}"
+    note = truncate(f"{action.label} by <@{user}>: now {to.label}{shown}.{told}{slack_text(said)}", SECTION_LIMIT)
+    lane = ctx.job.lane
+    effects = [Effect(EffectKind.JIRA_TRANSITION, {"state": to.value})]
+    effects += [Effect(EffectKind.JIRA_ASSIGN, {"user": who}) for who in assign_to]
+    effects += [
+        Effect(EffectKind.JIRA_COMMENT, {"text": text}),
+        Effect(EffectKind.SLACK_CARD),
+        Effect(EffectKind.SLACK_NOTE, {"raw": note}),
+    ]
+    for effect in effects:
+        queue.enqueue(
+            session, kind=effect.kind.value, lane=lane, payload=effect.payload, coalesce=effect.kind in COALESCED
+        )
+
+
+_SAID = {Action.RESOLVE: "What was done", Action.CLOSE: "Message for the customer"}
+
+
+def _channels_to_show(policy: Policy, ticket: Ticket, to: TicketState) -> list[str]:
+    """A ticket that moves to a team or to QA appears in their channel too."""
+    team = policy.teams.get(ticket.team or "")
+    if to in (TicketState.ASSIGNED, TicketState.IN_PROGRESS) and team is not None and team.channel:
+        return [team.channel]
+    if to is TicketState.IN_QA and policy.qa is not None and policy.qa.channel:
+        return [policy.qa.channel]
+    return []
+
+
+def _ensure_copy(session: Session, ticket: Ticket, channel: str) -> None:
+    if channel == ticket.slack_channel:
+        return
+    exists = session.exec(
+        select(TicketCard.id).where(TicketCard.ticket_id == ticket.id, TicketCard.channel == channel)
+    ).first()
+    if exists is None:
+        assert ticket.id is not None
+        session.add(TicketCard(ticket_id=ticket.id, channel=channel))

@@ -43,6 +43,18 @@ class SlackGateway:
         with outside_call("slack", "chat.postEphemeral"):
             self.client.chat_postEphemeral(channel=channel, user=user, text=text)
 
+    def user_email(self, user: str) -> str | None:
+        """A Slack user's e-mail address (needs the users:read.email scope); None when Slack has none."""
+        with outside_call("slack", "users.info"):
+            response = self.client.users_info(user=user)
+        email = ((response.get("user") or {}).get("profile") or {}).get("email")
+        return str(email) if email else None
+
+    def permalink(self, channel: str, ts: str) -> str:
+        with outside_call("slack", "chat.getPermalink"):
+            response = self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        return str(response["permalink"])
+
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         with outside_call("slack", "chat.update"):
             self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from sqlmodel import col, select
+
+from bot import people, queue
 from bot.alert_processing import ticket_of_lane
 from bot.clock import utcnow
 from bot.db import transaction
 from bot.metrics import TICKET_LATENCY, TICKETS_CREATED, TICKETS_UPDATED
-from bot.models import Ticket
+from bot.models import Ticket, TicketCard
 from bot.retry import PermanentError, TryLater
 from bot.runtime import Runtime
 from bot.ticket_store import view
@@ -152,25 +157,100 @@ def jira_transition(runtime: Runtime, ctx: JobContext) -> None:
         TICKETS_UPDATED.labels("transition").inc()
 
 
+def jira_assign(runtime: Runtime, ctx: JobContext) -> None:
+    """The Jira assignee follows the Slack one: the Slack user's e-mail finds their Jira account."""
+    ticket = _load(runtime, _ticket_id(ctx))
+    key = _require_issue(ticket)
+    user = json.loads(ctx.job.payload).get("user")
+    account = people.jira_account(runtime, user) if user else None
+    if user and account is None:
+        with ctx.final() as session:
+            text = f"<@{user}> has no Jira account with their Slack e-mail address: assign {key} in Jira by hand."
+            queue.enqueue(session, kind=EffectKind.SLACK_NOTE.value, lane=ctx.job.lane, payload={"raw": text})
+        return
+    runtime.jira.assign(key, account)
+    TICKETS_UPDATED.labels("assignee").inc()
+
+
+def _post_card(
+    runtime: Runtime,
+    ticket: Ticket,
+    channel: str,
+    blocks: list[dict[str, Any]],
+    uncertain: bool,
+    record: Callable[[], None],
+) -> str:
+    """Post a card once: after an uncertain attempt, look for it in the channel first."""
+    shown = _view(runtime, ticket)
+    metadata = cards.card_metadata(shown)
+    text = cards.fallback_text(shown)
+    since = ticket.created_at.timestamp() - CLOCK_SKEW
+    ts = runtime.slack.find_posted(channel, metadata, since) if uncertain else None
+    if ts is None:
+        record()
+        return runtime.slack.post(channel, text, blocks, metadata)
+    runtime.slack.update(channel, ts, text, blocks)
+    return ts
+
+
 def slack_card(runtime: Runtime, ctx: JobContext) -> None:
+    """Post or edit the ticket's card, and its copies in the team's and QA's channels."""
     ticket = _load(runtime, _ticket_id(ctx))
     shown = _view(runtime, ticket)
-    text, blocks = cards.fallback_text(shown), cards.card(shown)
-    if ticket.slack_ts:
-        runtime.slack.update(ticket.slack_channel, ticket.slack_ts, text, blocks)
+    text = cards.fallback_text(shown)
+    home = ticket.slack_ts
+    if home:
+        runtime.slack.update(ticket.slack_channel, home, text, cards.card(shown))
+    else:
+        home = _post_card(
+            runtime,
+            ticket,
+            ticket.slack_channel,
+            cards.card(shown),
+            ticket.slack_post_attempts > 0,
+            lambda: _record_attempt(runtime, ticket, "slack_post_attempts"),
+        )
+        with transaction(runtime.engine) as session:
+            row = session.get(Ticket, ticket.id)
+            assert row is not None
+            row.slack_ts = home
+            session.add(row)
+    copies = _copies(runtime, ticket)
+    if copies:
+        original = runtime.slack.permalink(ticket.slack_channel, home)
+        for copy in copies:
+            _copy_card(runtime, ticket, copy, text, cards.card(shown, original=original))
+
+
+def _copy_card(runtime: Runtime, ticket: Ticket, copy: TicketCard, text: str, blocks: list[dict[str, Any]]) -> None:
+    if copy.ts:
+        runtime.slack.update(copy.channel, copy.ts, text, blocks)
         return
-    metadata = cards.card_metadata(shown)
-    since = ticket.created_at.timestamp() - CLOCK_SKEW
-    ts = runtime.slack.find_posted(ticket.slack_channel, metadata, since) if ticket.slack_post_attempts else None
-    if ts is None:
-        _record_attempt(runtime, ticket, "slack_post_attempts")
-        ts = runtime.slack.post(ticket.slack_channel, text, blocks, metadata)
-    elif ticket.slack_post_attempts:
-        runtime.slack.update(ticket.slack_channel, ts, text, blocks)
-    with ctx.final() as session:
-        row = session.get(Ticket, ticket.id)
+    ts = _post_card(
+        runtime, ticket, copy.channel, blocks, copy.post_attempts > 0, partial(_record_copy_attempt, runtime, copy)
+    )
+    with transaction(runtime.engine) as session:
+        card = session.get(TicketCard, copy.id)
+        assert card is not None
+        card.ts = ts
+        session.add(card)
+
+
+def _copies(runtime: Runtime, ticket: Ticket) -> list[TicketCard]:
+    with transaction(runtime.engine) as session:
+        rows = list(
+            session.exec(select(TicketCard).where(TicketCard.ticket_id == ticket.id).order_by(col(TicketCard.id)))
+        )
+        for row in rows:
+            session.expunge(row)
+        return rows
+
+
+def _record_copy_attempt(runtime: Runtime, copy: TicketCard) -> None:
+    with transaction(runtime.engine) as session:
+        row = session.get(TicketCard, copy.id)
         assert row is not None
-        row.slack_ts = ts
+        row.post_attempts += 1
         session.add(row)
 
 
@@ -183,7 +263,8 @@ def slack_note(runtime: Runtime, ctx: JobContext) -> None:
     if ctx.job.attempts > 1 and runtime.slack.find_posted(ticket.slack_channel, metadata, since, ticket.slack_ts):
         return
     payload = json.loads(ctx.job.payload)
-    text = cards.note_text(payload["text"], tuple(payload.get("mention", ())))
+    # "raw" is our own mrkdwn (mentions of ids we chose); "text" may quote outside words and is escaped.
+    text = payload.get("raw") or cards.note_text(payload["text"], tuple(payload.get("mention", ())))
     runtime.slack.post(ticket.slack_channel, text, None, metadata, thread_ts=ticket.slack_ts)
 
 
@@ -192,6 +273,7 @@ HANDLERS: dict[str, Handler] = {
     EffectKind.JIRA_SYNC.value: jira_sync,
     EffectKind.JIRA_COMMENT.value: jira_comment,
     EffectKind.JIRA_TRANSITION.value: jira_transition,
+    EffectKind.JIRA_ASSIGN.value: jira_assign,
     EffectKind.SLACK_CARD.value: slack_card,
     EffectKind.SLACK_NOTE.value: slack_note,
 }

@@ -97,6 +97,7 @@ def view(ticket: Ticket, browse_url: str | None = None) -> TicketView:
         priority=ticket.priority,
         state=TicketState(ticket.state),
         team=ticket.team,
+        assignee=ticket.assignee,
         alert_status=ticket.alert_status,
         dedup_label=dedup_label(ticket.dedup_key, ticket.generation),
         jira_key=ticket.jira_key,

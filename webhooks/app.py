@@ -44,6 +44,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_prepare_schema, runtime)
+        socket_mode = None
+        if settings.slack_app_token is not None:
+            from webhooks.slack_socket import SlackSocketMode
+
+            # Before the workers start: a token Slack refuses ends the start here (SystemExit, naming the variable).
+            socket_mode = await SlackSocketMode.start(app.state.bolt, settings)
         pool = WorkerPool(runtime, all_handlers(), settings.workers) if settings.workers else None
         app.state.pool = pool
         if pool is not None:
@@ -62,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if socket_mode is not None:
+                await socket_mode.close()  # no more clicks in; the ones acked are stored already
             if pool is not None:
                 await run_in_threadpool(pool.stop)
             runtime.engine.dispose()
@@ -75,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(alerts.router)
     app.include_router(jira.router)
-    slack.install(app, runtime, wake=lambda: app.state.pool.wake() if app.state.pool else None)
+    app.state.bolt = slack.install(app, runtime, wake=lambda: app.state.pool.wake() if app.state.pool else None)
     app.include_router(tickets.router)
     app.include_router(health.router)
     if settings.jira_sandbox:

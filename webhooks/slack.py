@@ -7,8 +7,12 @@ itself is decided by a worker (bot.slack_actions), and the clicker hears back th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -17,14 +21,16 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from bot import queue
 from bot.alert_processing import ticket_lane
 from bot.db import transaction
-from bot.models import InboundEvent
+from bot.models import InboundEvent, Ticket
 from bot.runtime import Runtime
-from bot.slack_actions import KIND
-from workflows.cards import ACTION_PREFIX, ASSIGN_TEAM_VIEW, assign_team_modal
+from bot.slack_actions import KIND, judge
+from workflows.cards import ACTION_PREFIX
+from workflows.forms import FORM_PREFIX, FormError, entered, form_for, form_of_callback, modal
 from workflows.transitions import Action
 
 
@@ -40,9 +46,32 @@ def persist_click(runtime: Runtime, click: dict[str, Any], delivery: str) -> boo
         return False  # Slack retried a click we already have
 
 
+@dataclass(frozen=True)
+class FormContext:
+    """What the listener needs to know of a ticket before it opens a form (read, never written, here)."""
+
+    allowed: bool
+    members: tuple[str, ...]
+    has_customer: bool
+
+
+def form_context(runtime: Runtime, ticket_id: int, user: str, action: Action, version: int) -> FormContext | None:
+    with Session(runtime.engine) as session:
+        ticket = session.get(Ticket, ticket_id)
+        if ticket is None:
+            return None
+        team = runtime.policy.teams.get(ticket.team or "")
+        allowed = judge(runtime.policy, ticket, user, action, version).allowed
+        return FormContext(allowed, team.users if team else (), ticket.source == "report")
+
+
 def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:
     base_url, token, secret = runtime.settings.effective_slack()
     app = AsyncApp(client=AsyncWebClient(token=token, base_url=base_url), signing_secret=secret)
+    names = SlackNames(app.client)
+
+    async def store(click: dict[str, Any], delivery: str) -> None:
+        await run_in_threadpool(persist_click, runtime, click, delivery)
 
     @app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))
     async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -56,46 +85,95 @@ def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:
             await ack()
             return
         click = {"action": chosen.value, "ticket": ticket_id, "version": version, "user": user, "channel": channel}
-        if chosen is Action.ASSIGN_TEAM:
-            # A form first: the move happens when it is submitted (and is decided then, like any click).
+        delivery = f"{user}:{action.get('action_ts', '')}:{action['action_id']}"
+        known = await run_in_threadpool(form_context, runtime, ticket_id, user, chosen, version)
+        form = form_for(chosen, has_customer=known.has_customer) if known else None
+        if form is None or known is None or not known.allowed:
+            # No form, or a click that will be refused anyway: the worker decides it and tells the clicker.
+            await store(click, delivery)
             await ack()
-            modal = assign_team_modal(ticket_id, version, channel, list(runtime.policy.teams))
-            await app.client.views_open(trigger_id=body["trigger_id"], view=modal)
+            wake()
             return
-        delivery = f"{click['user']}:{action.get('action_ts', '')}:{action['action_id']}"
-        await run_in_threadpool(persist_click, runtime, click, delivery)
+        # A form first (Slack allows 3 seconds from the click to open it); the move happens on submission.
         await ack()
-        wake()
+        if form.kind == "team":
+            choices = [(team, team) for team in runtime.policy.teams]
+        elif form.kind == "member":
+            choices = await names.choices(known.members)
+        else:
+            choices = []
+        view = modal(form, ticket=ticket_id, version=version, channel=channel, choices=choices)
+        await app.client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    @app.view(ASSIGN_TEAM_VIEW)
-    async def on_assign_team(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+    @app.view(re.compile(f"^{re.escape(FORM_PREFIX)}"))
+    async def on_form(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        form = form_of_callback(str(view.get("callback_id")))
+        if form is None:
+            await ack()  # not one of ours: close it
+            return
         try:
+            value = entered(form, (view.get("state") or {}).get("values") or {})
+            if form.kind == "team" and value not in runtime.policy.teams:
+                raise FormError("That team is not in the policy.")
             meta = json.loads(view.get("private_metadata") or "{}")
-            team = view["state"]["values"]["team"]["team"]["selected_option"]["value"]
             click = {
-                "action": Action.ASSIGN_TEAM.value,
+                "action": form.action.value,
                 "ticket": int(meta["ticket"]),
                 "version": int(meta["version"]),
                 "user": str(body["user"]["id"]),
                 "channel": str(meta["channel"]),
-                "team": str(team),
+                _INPUT_KEY[form.kind]: value,
             }
-        except (KeyError, TypeError, ValueError):
-            await ack(response_action="errors", errors={"team": "Pick a team."})
+        except FormError as problem:
+            await ack(response_action="errors", errors={form.field: str(problem)})
             return
-        if click["team"] not in runtime.policy.teams:
-            await ack(response_action="errors", errors={"team": "That team is not in the policy."})
+        except (KeyError, TypeError, ValueError):
+            await ack(response_action="errors", errors={form.field: "This form is out of date."})
             return
         # The view id is the same if Slack retries the submission: the second one is a duplicate.
-        await run_in_threadpool(persist_click, runtime, click, f"view:{view.get('id')}")
+        await store(click, f"view:{view.get('id')}")
         await ack()
         wake()
 
     return app
 
 
-def install(api_app: Any, runtime: Runtime, wake: Any) -> None:
-    handler = AsyncSlackRequestHandler(build_bolt_app(runtime, wake))
+_INPUT_KEY = {"team": "team", "member": "member", "text": "text"}
+
+
+class SlackNames:
+    """Display names for a form's member list, asked of Slack at most once an hour per person, and never
+    for longer than the form can wait (Slack allows 3 seconds from the click to opening it)."""
+
+    TTL = 3600.0
+    WAIT = 1.0
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self.known: dict[str, tuple[float, str]] = {}
+
+    async def choices(self, users: tuple[str, ...]) -> list[tuple[str, str]]:
+        now = time.monotonic()
+        missing = [u for u in users if u not in self.known or now - self.known[u][0] > self.TTL]
+        if missing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(self._fetch(u) for u in missing)), self.WAIT)
+        return [(u, self.known.get(u, (0.0, u))[1]) for u in users]
+
+    async def _fetch(self, user: str) -> None:
+        try:
+            response = await self.client.users_info(user=user)
+        except Exception:
+            return
+        who = response.get("user") or {}
+        name = (who.get("profile") or {}).get("real_name") or who.get("real_name") or who.get("name") or user
+        self.known[user] = (time.monotonic(), str(name))
+
+
+def install(api_app: Any, runtime: Runtime, wake: Any) -> AsyncApp:
+    """Mount Slack's Request URL; the bolt app is returned for Socket Mode to share."""
+    bolt = build_bolt_app(runtime, wake)
+    handler = AsyncSlackRequestHandler(bolt)
     router = APIRouter(prefix="/slack", tags=["slack"])
 
     @router.post("/events")
@@ -104,3 +182,4 @@ def install(api_app: Any, runtime: Runtime, wake: Any) -> None:
         return await handler.handle(request)
 
     api_app.include_router(router)
+    return bolt

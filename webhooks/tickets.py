@@ -27,6 +27,7 @@ def public(runtime: Runtime, ticket: Ticket, history: list[TicketHistory] | None
         "source": ticket.source,
         "environment": ticket.environment,
         "team": ticket.team,
+        "assignee": ticket.assignee,
         "priority": ticket.priority,
         "alert_status": ticket.alert_status,
         "firing_alerts": sum(1 for a in json.loads(ticket.alerts) if a["status"] == "firing"),

@@ -25,7 +25,8 @@ def fallback_text(ticket: TicketView) -> str:
     return truncate(slack_text(one_line(f"{key}{ticket.title} [{ticket.state.label}]")), 3000)
 
 
-def card(ticket: TicketView) -> list[dict[str, Any]]:
+def card(ticket: TicketView, original: str | None = None) -> list[dict[str, Any]]:
+    """The card; ``original`` is a link to the ticket's first card, shown on its copies in other channels."""
     title = truncate(one_line(ticket.title), HEADER_LIMIT) or "Alert"
     jira = (
         f"<{ticket.jira_url}|{slack_text(ticket.jira_key)}>"
@@ -41,6 +42,7 @@ def card(ticket: TicketView) -> list[dict[str, Any]]:
         f"*State*\n{ticket.state.label}",
         f"*Priority*\n{slack_text(ticket.priority)}",
         f"*Owner*\n{slack_text(('team ' + ticket.team) if ticket.team else 'operators')}",
+        f"*Assignee*\n{f'<@{ticket.assignee}>' if ticket.assignee else 'nobody yet'}",
         f"*Environment*\n{slack_text(ticket.environment)}",
         f"*Source*\n{slack_text(ticket.source)}",
     ]
@@ -58,6 +60,8 @@ def card(ticket: TicketView) -> list[dict[str, Any]]:
     if buttons:
         blocks.append({"type": "actions", "block_id": f"triage-actions-{ticket.id}", "elements": buttons})
     context = [f"ticket #{ticket.id}"]
+    if original:
+        context.append(f"<{original}|original card and history>")
     if ticket.external_url:
         context.append(slack_text(ticket.external_url))
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
@@ -65,32 +69,6 @@ def card(ticket: TicketView) -> list[dict[str, Any]]:
 
 
 ACTION_PREFIX = "triage."
-NEEDS_A_FORM = frozenset({Action.ASSIGN_MEMBER})  # its modal is not built yet: not offered on cards
-ASSIGN_TEAM_VIEW = "triage.assign_team"
-
-
-def assign_team_modal(ticket_id: int, version: int, channel: str, teams: list[str]) -> dict[str, Any]:
-    """The form behind Assign team: pick one of the policy's teams."""
-    return {
-        "type": "modal",
-        "callback_id": ASSIGN_TEAM_VIEW,
-        "private_metadata": json.dumps({"ticket": ticket_id, "version": version, "channel": channel}),
-        "title": {"type": "plain_text", "text": "Assign team"},
-        "submit": {"type": "plain_text", "text": "Assign"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": "team",
-                "label": {"type": "plain_text", "text": "Team"},
-                "element": {
-                    "type": "static_select",
-                    "action_id": "team",
-                    "options": [{"text": {"type": "plain_text", "text": t}, "value": t} for t in teams[:100]],
-                },
-            }
-        ],
-    }
 
 
 def button_elements(ticket: TicketView) -> list[dict[str, Any]]:
@@ -105,7 +83,6 @@ def button_elements(ticket: TicketView) -> list[dict[str, Any]]:
         }
         | ({"style": "primary"} if action in (Action.RESOLVE, Action.CLOSE, Action.QA_PASS) else {})
         for action in actions_for(ticket.state)
-        if action not in NEEDS_A_FORM
     ]
 
 

@@ -25,6 +25,7 @@ class EffectKind(StrEnum):
     JIRA_SYNC = "jira.sync"  # summary, description, priority, labels from the stored ticket
     JIRA_COMMENT = "jira.comment"
     JIRA_TRANSITION = "jira.transition"
+    JIRA_ASSIGN = "jira.assign"  # the assignee, from a Slack user (found in Jira by e-mail)
     SLACK_CARD = "slack.card"  # post or edit the ticket's card from the stored ticket
     SLACK_NOTE = "slack.note"  # a line of history in the card's thread
 

@@ -15,7 +15,10 @@ class TicketState(StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
+        return _LABELS.get(self.value) or self.value.replace("_", " ").capitalize()
+
+
+_LABELS = {"in_qa": "In QA"}
 
 
 ACTIVE_STATES = frozenset({TicketState.OPEN, TicketState.ASSIGNED, TicketState.IN_PROGRESS})

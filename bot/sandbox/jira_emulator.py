@@ -147,6 +147,11 @@ DEFAULT_USERS = (
     EmulatedUser("557058:sandbox-bot", "sandbox@example.com", "Sandbox Bot", "sandbox"),
     EmulatedUser("712020:alice", "alice@example.com", "Alice Example", "alice"),
     EmulatedUser("712020:bob", "bob@example.com", "Bob Example", "bob"),
+    # The Slack emulator's people, found by e-mail when a ticket is assigned in Slack. Petra Payments is
+    # deliberately missing: a Slack user without a Jira account.
+    EmulatedUser("712020:olivia", "olivia.ops@example.com", "Olivia Ops", "olivia.ops"),
+    EmulatedUser("712020:paul", "paul.pay@example.com", "Paul Payments", "paul.pay"),
+    EmulatedUser("712020:quinn", "quinn.qa@example.com", "Quinn QA", "quinn.qa"),
 )
 DEFAULT_PROJECTS = (EmulatedProject("OPS", "Operations", "10000"), EmulatedProject("SUP", "Support", "10001"))
 

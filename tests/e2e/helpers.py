@@ -21,6 +21,11 @@ def cards(emulators: Emulators, channel: str | None = None) -> list[dict[str, An
     ]
 
 
+def buttons(card: dict[str, Any]) -> list[str]:
+    """The labels of a card's buttons, in order."""
+    return [el["text"]["text"] for b in card["blocks"] if b["type"] == "actions" for el in b["elements"]]
+
+
 def issues(emulators: Emulators) -> list[dict[str, Any]]:
     return emulators.jira.issues()
 

@@ -22,36 +22,35 @@ def test_clicks_move_the_ticket_by_role(bot: BotProcess, emulators: Emulators, d
     [card] = cards(emulators, "C0OPS")
     assert _buttons(card) == ["Resolve", "Assign team", "Close"]
 
-    # A team member may not resolve an untriaged ticket: nothing changes, they are told why.
+    # A team member may not resolve an untriaged ticket: no form opens, nothing changes, they are told why.
     assert click(bot.url, emulators, "C0OPS", card["ts"], "Resolve", "U0PA1").status_code == 200
     queue_drained(database_url)
     [note] = emulators.slack.ephemerals("C0OPS", "U0PA1")
     assert note["text"].startswith("Nothing changed: Resolve on an open ticket is for the operator")
+    assert emulators.slack.views() == []
     [issue] = issues(emulators)
     assert issue["fields"]["status"]["name"] == "To Do"
 
-    # The operator resolves it; a second click on the same (now stale) card is refused, naming the winner.
-    assert click(bot.url, emulators, "C0OPS", card["ts"], "Resolve", "U0OP1").status_code == 200
-    assert click(bot.url, emulators, "C0OPS", card["ts"], "Resolve", "U0OP1").status_code == 200
+    # The operator closes it; a second click on the same (now stale) card is refused, naming the winner.
+    assert click(bot.url, emulators, "C0OPS", card["ts"], "Close", "U0OP1").status_code == 200
+    assert click(bot.url, emulators, "C0OPS", card["ts"], "Close", "U0OP1").status_code == 200
     queue_drained(database_url)
     [issue] = issues(emulators)
-    assert issue["fields"]["status"]["name"] == "Resolved"
-    assert [c["body"] for c in issue["fields"]["comment"]["comments"]] == ["Resolve by Slack user U0OP1: now Resolved."]
-    refusals = [e["text"] for e in emulators.slack.ephemerals("C0OPS", "U0OP1")]
-    assert refusals == ["Nothing changed: U0OP1 already moved it to Resolved."]
-    [card] = cards(emulators, "C0OPS")
-    assert "*State*\\nResolved" in json.dumps(card["blocks"])
-    assert _buttons(card) == ["Close", "Request QA", "Reopen"]
-
-    # Request QA, QA pass (by QA), Close (by the operator): Jira follows each step.
-    for label, user in (("Request QA", "U0OP1"), ("QA pass", "U0QA1"), ("Close", "U0OP1")):
-        [card] = cards(emulators, "C0OPS")
-        assert click(bot.url, emulators, "C0OPS", card["ts"], label, user).status_code == 200
-        queue_drained(database_url)
-    [issue] = issues(emulators)
     assert issue["fields"]["status"]["name"] == "Done"
+    assert [c["body"] for c in issue["fields"]["comment"]["comments"]] == ["Close by Slack user U0OP1: now Closed."]
+    refusals = [e["text"] for e in emulators.slack.ephemerals("C0OPS", "U0OP1")]
+    assert refusals == ["Nothing changed: U0OP1 already moved it to Closed."]
     [card] = cards(emulators, "C0OPS")
+    assert "*State*\\nClosed" in json.dumps(card["blocks"])
     assert _buttons(card) == ["Reopen"]
+
+    # Reopened with nobody assigned, it goes back to triage; Jira follows.
+    assert click(bot.url, emulators, "C0OPS", card["ts"], "Reopen", "U0OP1").status_code == 200
+    queue_drained(database_url)
+    [issue] = issues(emulators)
+    assert issue["fields"]["status"]["name"] == "To Do"
+    [card] = cards(emulators, "C0OPS")
+    assert _buttons(card) == ["Resolve", "Assign team", "Close"]
 
 
 def test_forged_and_replayed_clicks_are_refused(bot: BotProcess, emulators: Emulators, database_url: str) -> None:
@@ -108,7 +107,7 @@ def test_assign_team_through_its_form_then_send_back(bot: BotProcess, emulators:
         ]  # the resubmission changed nothing
         assert issue["fields"]["status"]["name"] == "To Do"
         [card] = cards(emulators, "C0OPS")
-        assert _buttons(card) == ["Send back"]
+        assert _buttons(card) == ["Assign member", "Send back"]
         assert click(bot.url, emulators, "C0OPS", card["ts"], "Send back", "U0PA1").status_code == 200
         queue_drained(database_url)
         assert client.get("/api/tickets").json()["tickets"][0]["state"] == "open"
