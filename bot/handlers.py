@@ -6,6 +6,8 @@ from bot.alert_processing import KIND as ALERT_PROCESS
 from bot.alert_processing import process_alert
 from bot.jira_events import KIND as JIRA_EVENT
 from bot.jira_events import handle_jira_event
+from bot.manual_tickets import KIND as TICKET_NEW
+from bot.manual_tickets import open_ticket
 from bot.slack_actions import EPHEMERAL, handle_slack_action, send_ephemeral
 from bot.slack_actions import KIND as SLACK_ACTION
 from bot.ticket_effects import HANDLERS as TICKET_EFFECTS
@@ -18,5 +20,6 @@ def all_handlers() -> dict[str, Handler]:
         JIRA_EVENT: handle_jira_event,
         SLACK_ACTION: handle_slack_action,
         EPHEMERAL: send_ephemeral,
+        TICKET_NEW: open_ticket,
         **TICKET_EFFECTS,
     }

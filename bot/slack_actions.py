@@ -8,8 +8,10 @@ clicker alone (ephemeral), a move is recorded and mirrored to Jira and to the ca
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from sqlmodel import Session, col, select
 
 from bot import queue
@@ -25,6 +27,7 @@ from workflows.policy import Policy
 from workflows.states import TicketState
 from workflows.transitions import Action, Decision, decide, roles_of
 
+log = logging.getLogger("triage.slack")
 KIND = "slack.action"
 EPHEMERAL = "slack.ephemeral"
 
@@ -69,7 +72,20 @@ def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
 def send_ephemeral(runtime: Runtime, ctx: JobContext) -> None:
     """Tell one person, in the channel they clicked in, why nothing changed (only they see it)."""
     message = json.loads(ctx.job.payload)
-    runtime.slack.ephemeral(message["channel"], message["user"], message["text"])
+    try:
+        runtime.slack.ephemeral(message["channel"], message["user"], message["text"])
+    except SlackApiError as problem:
+        # A channel the bot is not in (a card shown by /triage elsewhere), or one that is gone: there is
+        # nowhere to say it, and retrying will not change that. Anything else is retried as usual.
+        if problem.response.get("error") not in UNREACHABLE:
+            raise
+        log.warning(
+            "could not tell a Slack user why nothing changed",
+            extra={"channel": message["channel"], "user": message["user"], "error": problem.response.get("error")},
+        )
+
+
+UNREACHABLE = frozenset({"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"})
 
 
 def judge(policy: Policy, ticket: Ticket, user: str, action: Action, seen_version: int | None) -> Decision:

@@ -110,3 +110,18 @@ def view(ticket: Ticket, browse_url: str | None = None) -> TicketView:
         created_at=ticket.created_at,
         version=ticket.version,
     )
+
+
+def find(session: Session, *, key: str | None = None, ticket_id: int | None = None) -> Ticket | None:
+    """A ticket by its Jira key or its number."""
+    if key is not None:
+        return session.exec(select(Ticket).where(Ticket.jira_key == key).order_by(col(Ticket.id).desc())).first()
+    return session.get(Ticket, ticket_id) if ticket_id is not None else None
+
+
+def newest(session: Session, states: tuple[TicketState, ...], team: str | None, limit: int) -> list[Ticket]:
+    """The newest tickets in ``states`` (of ``team``, if given)."""
+    query = select(Ticket).where(col(Ticket.state).in_([s.value for s in states]))
+    if team is not None:
+        query = query.where(Ticket.team == team)
+    return list(session.exec(query.order_by(col(Ticket.id).desc()).limit(limit)))

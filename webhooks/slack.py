@@ -29,21 +29,24 @@ from bot.db import transaction
 from bot.models import InboundEvent, Ticket
 from bot.runtime import Runtime
 from bot.slack_actions import KIND, judge
+from webhooks import slack_command
 from workflows.cards import ACTION_PREFIX
-from workflows.forms import FORM_PREFIX, FormError, entered, form_for, form_of_callback, modal
+from workflows.forms import FORMS, FormError, entered, form_for, form_of_callback, modal
 from workflows.transitions import Action
 
 
-def persist_click(runtime: Runtime, click: dict[str, Any], delivery: str) -> bool:
+def persist(runtime: Runtime, body: dict[str, Any], delivery: str, kind: str, lane: str | None = None) -> bool:
+    """Store what Slack sent and its job, before the ack; False if Slack sent it before (a retry)."""
     try:
         with transaction(runtime.engine) as session:
-            event = InboundEvent(source="slack", delivery_id=delivery[:255], body=json.dumps(click))
+            event = InboundEvent(source="slack", delivery_id=delivery[:255], body=json.dumps(body))
             session.add(event)
             session.flush()
-            queue.enqueue(session, kind=KIND, lane=ticket_lane(int(click["ticket"])), payload={"event_id": event.id})
+            lane = lane or f"slack:{event.id}"
+            queue.enqueue(session, kind=kind, lane=lane, payload={"event_id": event.id})
         return True
     except IntegrityError:
-        return False  # Slack retried a click we already have
+        return False
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:
     names = SlackNames(app.client)
 
     async def store(click: dict[str, Any], delivery: str) -> None:
-        await run_in_threadpool(persist_click, runtime, click, delivery)
+        await run_in_threadpool(persist, runtime, click, delivery, KIND, ticket_lane(int(click["ticket"])))
 
     @app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))
     async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -105,7 +108,7 @@ def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:
         view = modal(form, ticket=ticket_id, version=version, channel=channel, choices=choices)
         await app.client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    @app.view(re.compile(f"^{re.escape(FORM_PREFIX)}"))
+    @app.view(re.compile("^(" + "|".join(re.escape(form.callback_id) for form in FORMS.values()) + ")$"))
     async def on_form(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         form = form_of_callback(str(view.get("callback_id")))
         if form is None:
@@ -135,6 +138,7 @@ def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:
         await ack()
         wake()
 
+    slack_command.register(app, runtime, wake, persist)
     return app
 
 

@@ -49,8 +49,9 @@ def card(ticket: TicketView, original: str | None = None) -> list[dict[str, Any]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": False}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": alert_line}},
     ]
+    if ticket.alerts or ticket.truncated_alerts:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": alert_line}})
     summary = ticket.annotations.get("summary") or ticket.annotations.get("description")
     if summary:
         blocks.append(

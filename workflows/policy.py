@@ -172,6 +172,16 @@ class Policy(_Strict):
     def environment_named(self, name: str) -> Environment:
         return self.environments.get(name, self.default_environment)
 
+    def priorities(self) -> list[str]:
+        """Every Jira priority the policy uses, in the order it names them."""
+        found: dict[str, None] = {}
+        for env in (*self.environments.values(), self.default_environment):
+            found.update(dict.fromkeys([*env.priorities.values(), env.default_priority]))
+        return list(found)
+
+    def audiences(self) -> list[Audience]:
+        return [self.operators, *([self.qa] if self.qa else []), *self.teams.values()]
+
 
 def _cross_references(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
     """Checks that span sections: every route names a team that exists."""

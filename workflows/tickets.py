@@ -71,16 +71,18 @@ def description(ticket: TicketView) -> str:
     lines = [
         f"*Problem:* {jira_text(one_line(ticket.title))}",
         f"*Source:* {jira_text(ticket.source)}    *Environment:* {jira_text(ticket.environment)}",
-        f"*Status of the alerts:* {ticket.alert_status} ({ticket.firing} of {len(ticket.alerts)} firing)",
     ]
+    if ticket.alerts:
+        lines.append(f"*Status of the alerts:* {ticket.alert_status} ({ticket.firing} of {len(ticket.alerts)} firing)")
     if ticket.labels:
         lines.append(f"*Labels:* {_pairs(ticket.labels)}")
     for name, value in sorted(ticket.annotations.items()):
         lines.append(f"*{jira_text(name)}:* {jira_text(one_line(value))}")
     if ticket.external_url:
         lines.append(f"*Sent by:* {jira_text(ticket.external_url)}")
-    lines.append("")
-    lines.append("h3. Alerts")
+    if ticket.alerts:
+        lines.append("")
+        lines.append("h3. Alerts")
     for alert in ticket.alerts[:DESCRIBED_ALERTS]:
         name = alert.labels.get("alertname") or alert.annotations.get("summary") or alert.fingerprint
         since = f" since {jira_text(alert.starts_at)}" if alert.starts_at else ""

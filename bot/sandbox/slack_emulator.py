@@ -414,6 +414,31 @@ class SlackEmulator:
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
         return body, self.signed_request(body)
 
+    def slash_command(
+        self, user_id: str, text: str, channel: str = "C0OPS", command: str = "/triage"
+    ) -> tuple[str, dict[str, str]]:
+        """Run ``command text`` as ``user_id`` in ``channel``: the signed request (body, headers) Slack sends
+        to the command's Request URL (a form, not JSON)."""
+        user = self.users.get(user_id, EmulatedSlackUser(user_id, user_id.lower(), ""))
+        n = next(self._ids)
+        fields = {
+            "token": "sandbox-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": TEAM_DOMAIN,
+            "channel_id": channel,
+            "channel_name": channel.lower(),
+            "user_id": user.id,
+            "user_name": user.name,
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": f"https://hooks.slack.com/commands/{TEAM_ID}/{n}/sandbox{n:08d}",
+            "trigger_id": f"{n}.{int(time.time())}.{secrets.token_hex(16)}",
+        }
+        body = urllib.parse.urlencode(fields)
+        return body, self.signed_request(body)
+
     def block_actions_payload(self, channel: str, ts: str, user_id: str, action_id: str, value: str) -> str:
         """Form body ``payload=<json>`` of a click on ``action_id`` in a stored message.
 

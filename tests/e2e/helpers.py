@@ -64,3 +64,9 @@ def submit_view(bot_url: str, emulators: Emulators, user: str, values: dict[str,
     """Submit the newest modal the bot opened, as ``user``, with ``{block_id: {action_id: value}}``."""
     body, headers = emulators.slack.submit_view(user, values)
     return httpx.post(f"{bot_url}/slack/events", content=body, headers=headers, timeout=10)
+
+
+def slash(bot_url: str, emulators: Emulators, user: str, text: str, channel: str = "C0OPS") -> httpx.Response:
+    """Run ``/triage text`` as ``user`` through the Slack emulator's signed request."""
+    body, headers = emulators.slack.slash_command(user, text, channel)
+    return httpx.post(f"{bot_url}/slack/events", content=body, headers=headers, timeout=10)
