@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from bot import queue
 from bot.alert_processing import ticket_of_lane
-from bot.models import InboundEvent, Ticket, TicketHistory
+from bot.models import InboundEvent, Person, Ticket, TicketHistory
 from bot.retry import PermanentError
 from bot.runtime import Runtime
 from bot.ticket_store import move, record
@@ -61,6 +61,13 @@ def handle_jira_event(runtime: Runtime, ctx: JobContext) -> None:
                     notes.append(f"{name} moved this to {TicketState(state).label} in Jira ({to_name}).")
             elif field == "assignee":
                 who = item.get("toString") or "nobody"
+                # The Slack side follows when we know the person (someone assigned from Slack before).
+                account = item.get("to")
+                person = (
+                    session.exec(select(Person).where(Person.jira_account == str(account))).first() if account else None
+                )
+                ticket.assignee = person.slack_user if person else None
+                session.add(ticket)
                 record(session, ticket, actor=name, via="jira", note=f"assigned to {who} in Jira")
                 notes.append(f"{name} assigned the Jira issue to {who}.")
         comment = data.get("comment")

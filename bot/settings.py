@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXAMPLE_POLICY = Path(__file__).parent / "examples" / "policy.yaml"
@@ -16,6 +16,7 @@ SANDBOX_JIRA_USER = "sandbox@example.com"
 SANDBOX_JIRA_TOKEN = "sandbox-token"  # noqa: S105
 SANDBOX_SLACK_TOKEN = "xoxb-sandbox"  # noqa: S105
 SANDBOX_SLACK_SECRET = "sandbox-signing-secret"  # noqa: S105
+SANDBOX_SLACK_APP_TOKEN = "xapp-sandbox"  # noqa: S105 - the Slack emulator's default app-level token
 
 
 class Settings(BaseSettings):
@@ -38,6 +39,9 @@ class Settings(BaseSettings):
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
+    # Socket Mode: an app-level token (xapp-...) makes the bot also take Slack's interactivity over a WebSocket it
+    # opens itself, for workspaces that cannot expose a public Request URL. With the Slack emulator any value.
+    slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     slack_timeout: float = Field(default=10.0, ge=1, le=120)
 
@@ -73,6 +77,7 @@ class Settings(BaseSettings):
         "jira_token",
         "slack_bot_token",
         "slack_signing_secret",
+        "slack_app_token",
         "webhook_token",
         "metrics_token",
         "grafana_hmac_secret",
@@ -82,6 +87,24 @@ class Settings(BaseSettings):
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return value or None
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_level_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or info.data.get("slack_bot_token") is None:
+            return value  # unset, or Slack is the emulator: any value turns Socket Mode on
+        token = value.get_secret_value()
+        if token.startswith("xox"):
+            raise ValueError(
+                f"this is a {token[:4]}- token; Socket Mode needs the app's app-level token (xapp-...) with the "
+                "connections:write scope (Slack app settings: Basic Information, App-Level Tokens)"
+            )
+        if not token.startswith("xapp-"):
+            raise ValueError(
+                "an app-level token starts with xapp-: create one with the connections:write scope under the Slack "
+                "app's Basic Information, App-Level Tokens"
+            )
+        return value
 
     @field_validator("jira_url", "slack_api_url", "public_url")
     @classmethod
@@ -165,6 +188,8 @@ class Settings(BaseSettings):
             self.jira_token,
             self.slack_bot_token,
             self.slack_signing_secret,
+            # With the emulator the app token is only a switch ("on", "1"): masking that would garble every line.
+            None if self.slack_sandbox else self.slack_app_token,
             self.grafana_hmac_secret,
         )
         return tuple(v.get_secret_value() for v in values if v is not None and v.get_secret_value())
@@ -184,6 +209,12 @@ class Settings(BaseSettings):
                 self.slack_signing_secret.get_secret_value(),
             )
         return f"{self.local_url}/sandbox/slack/api/", SANDBOX_SLACK_TOKEN, SANDBOX_SLACK_SECRET
+
+    def effective_slack_app_token(self) -> str | None:
+        """The app-level token Socket Mode connects with (the emulator's own in sandbox), None when it is off."""
+        if self.slack_app_token is None:
+            return None
+        return SANDBOX_SLACK_APP_TOKEN if self.slack_sandbox else self.slack_app_token.get_secret_value()
 
 
 class SettingsError(Exception):

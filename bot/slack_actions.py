@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -46,7 +47,7 @@ def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
         user, action = click["user"], Action(click["action"])
         policy = runtime.policy
         state = TicketState(ticket.state)
-        verdict = judge(policy, ticket, user, action, click.get("version"))
+        verdict = judge(policy, runtime.slack.members, ticket, user, action, click.get("version"))
         if not verdict.allowed or verdict.to is None:
             reason = verdict.reason
             if click.get("version") != ticket.version:
@@ -58,7 +59,7 @@ def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
                 if last is not None:
                     reason = f"{last.actor} already moved it to {TicketState(last.to_state or state).label}"
             refusal = (click["channel"], user, f"Nothing changed: {slack_text(reason)}.")
-        elif (problem := _input_problem(policy, ticket, action, click)) is not None:
+        elif (problem := _input_problem(policy, runtime.slack.members, ticket, action, click)) is not None:
             refusal = (click["channel"], user, f"Nothing changed: {slack_text(problem)}.")
         else:
             _carry_out(session, ctx, ticket, action, verdict.to, click)
@@ -88,14 +89,20 @@ def send_ephemeral(runtime: Runtime, ctx: JobContext) -> None:
 UNREACHABLE = frozenset({"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"})
 
 
-def judge(policy: Policy, ticket: Ticket, user: str, action: Action, seen_version: int | None) -> Decision:
-    """May ``user`` take ``action`` on ``ticket`` as they saw it? (The listener asks before opening a form.)"""
+Members = Callable[[tuple[str, ...]], frozenset[str]]
+
+
+def judge(
+    policy: Policy, members: Members, ticket: Ticket, user: str, action: Action, seen_version: int | None
+) -> Decision:
+    """May ``user`` take ``action`` on ``ticket`` as they saw it? (The listener asks before opening a form.)
+    ``members`` expands a policy's user list (user groups included)."""
     team = policy.teams.get(ticket.team or "")
     roles = roles_of(
         user,
-        operators=policy.operators.users,
-        team_members=team.users if team else (),
-        qa=policy.qa.users if policy.qa else (),
+        operators=tuple(members(policy.operators.users)),
+        team_members=tuple(members(team.users)) if team else (),
+        qa=tuple(members(policy.qa.users)) if policy.qa else (),
     )
     return decide(
         TicketState(ticket.state),
@@ -107,13 +114,15 @@ def judge(policy: Policy, ticket: Ticket, user: str, action: Action, seen_versio
     )
 
 
-def _input_problem(policy: Policy, ticket: Ticket, action: Action, click: dict[str, Any]) -> str | None:
+def _input_problem(
+    policy: Policy, members: Members, ticket: Ticket, action: Action, click: dict[str, Any]
+) -> str | None:
     """What is wrong with what the form said (checked again here: the policy may have changed since)."""
     if action is Action.ASSIGN_TEAM and click.get("team") not in policy.teams:
         return f"there is no team {click.get('team')!r}"
     if action is Action.ASSIGN_MEMBER:
         team = policy.teams.get(ticket.team or "")
-        if team is None or click.get("member") not in team.users:
+        if team is None or click.get("member") not in members(team.users):
             return f"{click.get('member')} is not a member of team {ticket.team}"
     return None
 

@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackClientError
 
 from bot.metrics import outside_call
 from bot.settings import Settings
 
 HISTORY_PAGES = 5
+GROUPS_TTL = 300.0  # seconds a user group's members are trusted before Slack is asked again
+log = logging.getLogger("triage.slack")
 
 
 class SlackGateway:
@@ -18,6 +24,8 @@ class SlackGateway:
         base_url, token, _secret = settings.effective_slack()
         # retry_handlers=[]: the SDK would otherwise retry connection errors itself, stacking a second layer.
         self.client = WebClient(token=token, base_url=base_url, timeout=int(settings.slack_timeout), retry_handlers=[])
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._groups_lock = threading.Lock()
 
     def post(
         self,
@@ -42,6 +50,32 @@ class SlackGateway:
     def ephemeral(self, channel: str, user: str, text: str) -> None:
         with outside_call("slack", "chat.postEphemeral"):
             self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+    def members(self, users: tuple[str, ...]) -> frozenset[str]:
+        """The Slack user ids in a policy list, with user groups (S...) expanded through
+        ``usergroups.users.list`` (scope usergroups:read). Groups are asked again after GROUPS_TTL; a group
+        Slack cannot list counts as empty until it can (logged, never kept)."""
+        found = {u for u in users if not u.startswith("S")}
+        for group in (u for u in users if u.startswith("S")):
+            found |= self._group(group)
+        return frozenset(found)
+
+    def _group(self, group: str) -> frozenset[str]:
+        now = time.monotonic()
+        with self._groups_lock:
+            known = self._groups.get(group)
+        if known is not None and now - known[0] < GROUPS_TTL:
+            return known[1]
+        try:
+            with outside_call("slack", "usergroups.users.list"):
+                response = self.client.usergroups_users_list(usergroup=group)
+        except SlackClientError as problem:
+            log.warning("cannot list a Slack user group", extra={"usergroup": group, "error": str(problem)})
+            return known[1] if known else frozenset()
+        members = frozenset(str(u) for u in response.get("users") or [])
+        with self._groups_lock:
+            self._groups[group] = (now, members)
+        return members
 
     def user_email(self, user: str) -> str | None:
         """A Slack user's e-mail address (needs the users:read.email scope); None when Slack has none."""

@@ -64,8 +64,9 @@ def form_context(runtime: Runtime, ticket_id: int, user: str, action: Action, ve
         if ticket is None:
             return None
         team = runtime.policy.teams.get(ticket.team or "")
-        allowed = judge(runtime.policy, ticket, user, action, version).allowed
-        return FormContext(allowed, team.users if team else (), ticket.source == "report")
+        allowed = judge(runtime.policy, runtime.slack.members, ticket, user, action, version).allowed
+        members = sorted(runtime.slack.members(team.users)) if team else []
+        return FormContext(allowed, tuple(members), ticket.source == "report")
 
 
 def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:

@@ -50,7 +50,7 @@ def _answer(runtime: Runtime, command: Command) -> dict[str, Any]:
 
 
 def _known(runtime: Runtime, user: str) -> bool:
-    return any(user in audience.users for audience in runtime.policy.audiences())
+    return any(user in runtime.slack.members(audience.users) for audience in runtime.policy.audiences())
 
 
 def register(app: AsyncApp, runtime: Runtime, wake: Callable[[], None], persist: Persist) -> None:
@@ -59,7 +59,7 @@ def register(app: AsyncApp, runtime: Runtime, wake: Callable[[], None], persist:
     @app.command(re.compile(r"^/"))  # whatever the command is called in the workspace (/triage by default)
     async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         user = str(command.get("user_id") or "")
-        if not _known(runtime, user):
+        if not await run_in_threadpool(_known, runtime, user):
             await ack(
                 response_type="ephemeral",
                 text="Only the operators, QA and the teams in triage-bot's policy can use this.",

@@ -37,6 +37,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from bot.sandbox.slack_socket import SANDBOX_APP_TOKEN, SocketModeHub
+
 JSON = dict[str, Any]
 
 TEAM_ID, TEAM_DOMAIN, BOT_USER_ID, BOT_ID, APP_ID = "T0SANDBOX", "sandbox", "U0BOT", "B0BOT", "A0SANDBOX"
@@ -263,8 +265,10 @@ class SlackEmulator:
         signing_secret: str,
         rate_limit_per_channel: float | None = None,
         rate_limit_burst: int = 3,
+        app_token: str = SANDBOX_APP_TOKEN,
     ) -> None:
         self.bot_token, self.signing_secret = bot_token, signing_secret
+        self.socket = SocketModeHub(app_token=app_token, bot_token=bot_token, app_id=APP_ID)  # Socket Mode
         self.users = {u.id: u for u in users}
         self.usergroups = {k: list(v) for k, v in usergroups.items()}
         self.rate_limit_per_channel, self.rate_limit_burst = rate_limit_per_channel, rate_limit_burst
@@ -520,6 +524,8 @@ class SlackEmulator:
         return JSONResponse(body, status_code=status, headers=headers)
 
     def _dispatch(self, method: str, p: _Params, auth: str | None, base_url: str) -> JSON:
+        if method == "apps.connections.open":  # Socket Mode: the one method authorised by the app-level token
+            return self.socket.open_connection(auth, p.get("token"), base_url)
         handler: Callable[[_Params, str], JSON] | None = getattr(self, "_api_" + method.replace(".", "_"), None)
         if handler is None or not re.fullmatch(r"[a-z]+(\.[a-zA-Z]+)+", method):
             raise SlackError("unknown_method", req_method=method)
@@ -764,6 +770,7 @@ def create_slack_emulator(
     signing_secret: str = "sandbox-signing-secret",  # noqa: S107
     rate_limit_per_channel: float | None = None,
     rate_limit_burst: int = 3,
+    app_token: str = SANDBOX_APP_TOKEN,
 ) -> FastAPI:
     """Build the emulator app; state is ``app.state.emulator`` (a SlackEmulator). ``channels``: id -> name."""
     emu = SlackEmulator(
@@ -774,9 +781,11 @@ def create_slack_emulator(
         signing_secret=signing_secret,
         rate_limit_per_channel=rate_limit_per_channel,
         rate_limit_burst=rate_limit_burst,
+        app_token=app_token,
     )
     app = FastAPI(title="Slack Web API emulator")
     app.state.emulator = emu
+    emu.socket.install(app)  # apps.connections.open's WebSocket at /link/, and /_emulator/socket
 
     @app.api_route("/api/{method}", methods=["GET", "POST"])
     async def web_api(method: str, request: Request) -> JSONResponse:

@@ -108,3 +108,35 @@ def test_without_a_secret_the_url_carries_the_token(make_bot: Any, emulators: Em
     assert good.status_code == 200 and good.json()["status"] == "ignored"
     bad = httpx.post(f"{bot.url}/jira/webhook?token={WEBHOOK_TOKEN}", content=b'{"x": 1}', headers=headers)
     assert bad.status_code == 422
+
+
+def test_an_assignee_set_in_jira_shows_on_the_card_when_the_person_is_known(
+    make_bot: Any, emulators: Emulators, database_url: str
+) -> None:
+    from tests.e2e.helpers import click, submit_view
+    from tests.harness import wait_until
+
+    bot: BotProcess = make_bot(TRIAGE_JIRA_WEBHOOK_SECRET=SECRET)
+    with bot.client() as client:
+        post_alert(client, alertmanager_payload("K", labels={"service": "payments"}))
+        queue_drained(database_url)
+        [card] = cards(emulators, "C0PAY")
+        assert click(bot.url, emulators, "C0PAY", card["ts"], "Assign member", "U0PA1").status_code == 200
+        wait_until(emulators.slack.views, timeout=10, what="the Assign member form")
+        assert submit_view(bot.url, emulators, "U0PA1", {"member": {"member": "U0PA1"}}).status_code == 200
+        queue_drained(database_url)
+        [issue] = issues(emulators)
+        assert issue["fields"]["assignee"]["accountId"] == "712020:paul"
+
+        def assignee_item(to: str | None, name: str | None) -> dict[str, Any]:
+            return {"field": "assignee", "fieldId": "assignee", "to": to, "toString": name}
+
+        assert send(bot, jira_delivery(issue["key"], [assignee_item(None, None)]), "a-1").status_code == 200
+        queue_drained(database_url)
+        assert client.get("/api/tickets").json()["tickets"][0]["assignee"] is None
+        assert "nobody yet" in json.dumps(cards(emulators, "C0PAY")[0]["blocks"])
+        back = jira_delivery(issue["key"], [assignee_item("712020:paul", "Paul Payments")])
+        assert send(bot, back, "a-2").status_code == 200
+        queue_drained(database_url)
+        assert client.get("/api/tickets").json()["tickets"][0]["assignee"] == "U0PA1"
+        assert "<@U0PA1>" in json.dumps(cards(emulators, "C0PAY")[0]["blocks"])

@@ -111,3 +111,29 @@ def test_assign_team_through_its_form_then_send_back(bot: BotProcess, emulators:
         assert click(bot.url, emulators, "C0OPS", card["ts"], "Send back", "U0PA1").status_code == 200
         queue_drained(database_url)
         assert client.get("/api/tickets").json()["tickets"][0]["state"] == "open"
+
+
+def test_a_burst_of_moves_under_slack_rate_limits(bot: BotProcess, emulators: Emulators, database_url: str) -> None:
+    """Slack's per-channel posting limit and 429s on card edits delay the updates; none is lost or doubled."""
+    tickets = 8
+    with bot.client() as client:
+        for n in range(tickets):
+            post_alert(client, alertmanager_payload(f"burst{n}"))
+        queue_drained(database_url)
+    emulators.slack.rate_limit_per_channel = 1.0  # about what Slack allows for posting in one channel
+    for round_, (label, state) in enumerate((("Close", "Closed"), ("Reopen", "Open"), ("Close", "Closed"))):
+        emulators.slack.set_fault(status=429, seconds=3, retry_after=1, methods={"chat.update"})
+        for card in cards(emulators, "C0OPS"):
+            assert click(bot.url, emulators, "C0OPS", card["ts"], label, "U0OP1").status_code == 200
+        queue_drained(database_url, timeout=120)
+        for card in cards(emulators, "C0OPS"):
+            assert f"*State*\\n{state}" in json.dumps(card["blocks"]), (round_, card["ts"])
+    limited = [r for r in emulators.slack.requests() if r["status"] == 429]
+    assert {r["method"] for r in limited} == {"chat.update", "chat.postMessage"}  # both limits were hit
+    assert len(cards(emulators, "C0OPS")) == tickets
+    for card in cards(emulators, "C0OPS"):
+        notes = [m["text"] for m in emulators.slack.thread("C0OPS", card["ts"]) if "now " in m["text"]]
+        assert [n.split("now ")[1] for n in notes] == ["Closed.", "Open.", "Closed."], notes
+    for issue in issues(emulators):
+        assert issue["fields"]["status"]["name"] == "Done"
+        assert len(issue["fields"]["comment"]["comments"]) == 3

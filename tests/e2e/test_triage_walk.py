@@ -4,8 +4,10 @@ the cards in every channel and the history checked at each step."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from bot.settings import EXAMPLE_POLICY
 from tests.conftest import Emulators
 from tests.e2e.helpers import buttons, cards, click, issues, post_alert, queue_drained, submit_view
 from tests.harness import BotProcess, alertmanager_payload, wait_until
@@ -172,3 +174,33 @@ def test_a_member_without_a_jira_account_is_assigned_in_slack_and_flagged(
     queue_drained(database_url)
     [refusal] = emulators.slack.ephemerals(PAY, PETRA)
     assert refusal["text"] == "Nothing changed: U0QA1 is not a member of team payments."
+
+
+def test_policy_user_groups_are_resolved_through_slack(
+    make_bot: Any, emulators: Emulators, database_url: str, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        EXAMPLE_POLICY.read_text()
+        .replace("operators: {channel: C0OPS, users: [U0OP1]}", "operators: {channel: C0OPS, users: [S0OPS]}")
+        .replace("payments: {channel: C0PAY, users: [U0PA1, U0PA2]}", "payments: {channel: C0PAY, users: [S0PAY]}")
+    )
+    bot = make_bot(TRIAGE_POLICY=str(policy))
+    walk = Walk(bot, emulators, database_url)
+    with bot.client() as client:
+        post_alert(client, alertmanager_payload("G"))
+        queue_drained(database_url)
+    walk.press(OPS, "Assign team", OPERATOR, {"team": {"team": "payments"}})
+    opened = len(emulators.slack.views())
+    card = _only_card(emulators, PAY)
+    assert click(bot.url, emulators, PAY, card["ts"], "Assign member", PETRA).status_code == 200
+    view = _form(emulators, opened, "Assign member")
+    assert [o["value"] for o in view["blocks"][0]["element"]["options"]] == [PAUL, PETRA]
+    assert submit_view(bot.url, emulators, PETRA, {"member": {"member": PAUL}}).status_code == 200
+    queue_drained(database_url)
+    assert _state(_only_card(emulators, PAY)) == "In progress"
+    # Someone in no group of the policy is refused.
+    assert click(bot.url, emulators, PAY, card["ts"], "Resolve", QUINN).status_code == 200
+    queue_drained(database_url)
+    [refusal] = emulators.slack.ephemerals(PAY, QUINN)
+    assert refusal["text"].startswith("Nothing changed: Resolve on an in progress ticket is for the team")

@@ -196,6 +196,9 @@ def test_create_get_update_comment_transition_assign(jira: JIRA, emu: JiraEmulat
         "557058:sandbox-bot",
         "712020:alice",
         "712020:bob",
+        "712020:olivia",
+        "712020:paul",
+        "712020:quinn",
     ]
     jira.assign_issue(issue, None)
     assert jira.issue(issue.key).fields.assignee is None

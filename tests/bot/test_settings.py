@@ -1,0 +1,63 @@
+"""Settings as the environment gives them: TRIAGE_SLACK_APP_TOKEN (Socket Mode)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bot.settings import SANDBOX_SLACK_APP_TOKEN, Settings, SettingsError, load_settings
+
+REAL_SLACK = {
+    "TRIAGE_WEBHOOK_TOKEN": "test-webhook-token-0123456789",
+    "TRIAGE_SLACK_BOT_TOKEN": "xoxb-1-real-bot-token",
+    "TRIAGE_SLACK_SIGNING_SECRET": "real-signing-secret",
+}
+APP_TOKEN = "xapp-1-A0123-456-0123456789abcdef"
+
+
+def settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    for name in os.environ:
+        if name.startswith("TRIAGE_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
+def test_socket_mode_is_off_unless_the_token_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings(monkeypatch, **REAL_SLACK).effective_slack_app_token() is None
+    assert settings(monkeypatch, **REAL_SLACK, TRIAGE_SLACK_APP_TOKEN="").effective_slack_app_token() is None
+
+
+def test_an_app_level_token_turns_it_on_and_is_masked_in_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = settings(monkeypatch, **REAL_SLACK, TRIAGE_SLACK_APP_TOKEN=APP_TOKEN)
+    assert loaded.effective_slack_app_token() == APP_TOKEN
+    assert APP_TOKEN in loaded.secrets()
+    assert APP_TOKEN not in repr(loaded)
+
+
+@pytest.mark.parametrize(
+    ("token", "says"),
+    [
+        ("xoxb-1-real-bot-token", "this is a xoxb- token; Socket Mode needs the app's app-level token (xapp-...)"),
+        ("xoxp-1-a-user-token", "this is a xoxp- token"),
+        ("A0123-456-not-a-token", "an app-level token starts with xapp-"),
+    ],
+)
+def test_anything_but_an_app_level_token_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, token: str, says: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        settings(monkeypatch, **REAL_SLACK, TRIAGE_SLACK_APP_TOKEN=token)
+    message = str(refused.value)
+    assert f"TRIAGE_SLACK_APP_TOKEN: {says}" in message
+    assert "connections:write" in message
+    assert token not in message  # the message names the variable, never its value
+
+
+def test_with_the_slack_emulator_any_value_turns_it_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = settings(monkeypatch, TRIAGE_SLACK_APP_TOKEN="yes")
+    assert loaded.slack_sandbox
+    assert loaded.effective_slack_app_token() == SANDBOX_SLACK_APP_TOKEN  # the emulator's own token
+    assert loaded.secrets() == ()  # there it is a switch, not a secret: masking "yes" would garble the logs
