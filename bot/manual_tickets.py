@@ -15,7 +15,7 @@ from bot.clock import utcnow
 from bot.models import InboundEvent, Ticket
 from bot.retry import PermanentError
 from bot.runtime import Runtime
-from bot.slack_actions import EPHEMERAL
+from bot.slack_actions import tell
 from bot.ticket_store import dedup_hash, latest_for, record
 from bot.worker import JobContext
 from workflows.lifecycle import EffectKind
@@ -63,9 +63,4 @@ def open_ticket(runtime: Runtime, ctx: JobContext) -> None:
         queue.enqueue(session, kind=EffectKind.SLACK_CARD.value, lane=lane, coalesce=True)
         if form.get("channel"):
             words = f"Opened ticket #{ticket.id}; its card is in <#{audience.channel}>."
-            queue.enqueue(
-                session,
-                kind=EPHEMERAL,
-                lane=f"ephemeral:{form['user']}",
-                payload={"channel": form["channel"], "user": form["user"], "text": words},
-            )
+            tell(session, form["channel"], form["user"], words)

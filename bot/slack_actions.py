@@ -35,6 +35,8 @@ EPHEMERAL = "slack.ephemeral"
 
 def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
     event_id = json.loads(ctx.job.payload)["event_id"]
+    for audience in runtime.policy.audiences():
+        runtime.slack.members(audience.users)  # user groups asked of Slack now, not inside the transaction
     with ctx.final() as session:
         refusal: tuple[str, str, str] | None = None
         event = session.get(InboundEvent, event_id)
@@ -42,8 +44,10 @@ def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
             raise PermanentError(f"event {event_id} is gone")
         click = json.loads(event.body)
         ticket = session.get(Ticket, click["ticket"])
-        if ticket is None:
-            raise PermanentError(f"ticket {click['ticket']} does not exist")
+        if ticket is None:  # a card from another installation, or a ticket purged since
+            words = f"Nothing changed: there is no ticket #{int(click['ticket'])}."
+            tell(session, click["channel"], click["user"], words)
+            return
         user, action = click["user"], Action(click["action"])
         policy = runtime.policy
         state = TicketState(ticket.state)
@@ -64,10 +68,14 @@ def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
         else:
             _carry_out(session, ctx, ticket, action, verdict.to, click)
         if refusal is not None:
-            channel, to, words = refusal
-            queue.enqueue(
-                session, kind=EPHEMERAL, lane=f"ephemeral:{to}", payload={"channel": channel, "user": to, "text": words}
-            )
+            tell(session, *refusal)
+
+
+def tell(session: Session, channel: str, user: str, words: str) -> None:
+    """Queue an ephemeral message: only ``user`` sees it, in ``channel``."""
+    queue.enqueue(
+        session, kind=EPHEMERAL, lane=f"ephemeral:{user}", payload={"channel": channel, "user": user, "text": words}
+    )
 
 
 def send_ephemeral(runtime: Runtime, ctx: JobContext) -> None:

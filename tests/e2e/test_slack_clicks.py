@@ -65,7 +65,19 @@ def test_forged_and_replayed_clicks_are_refused(bot: BotProcess, emulators: Emul
     import httpx
 
     assert httpx.post(f"{bot.url}/slack/events", content=body, headers=headers).status_code == 401
+    # A signed click for a ticket this bot does not have: the clicker is told, nothing else happens.
+    unknown = emulators.slack.block_actions_payload(
+        "C0OPS", card["ts"], "U0OP1", "triage.close", '{"ticket":999,"version":1}'
+    )
+    assert (
+        httpx.post(
+            f"{bot.url}/slack/events", content=unknown, headers=emulators.slack.signed_request(unknown)
+        ).status_code
+        == 200
+    )
     queue_drained(database_url)
+    [told] = emulators.slack.ephemerals("C0OPS", "U0OP1")
+    assert told["text"] == "Nothing changed: there is no ticket #999."
     [issue] = issues(emulators)
     assert issue["fields"]["status"]["name"] == "To Do"
 
