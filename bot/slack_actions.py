@@ -19,6 +19,7 @@ from bot import queue
 from bot.models import InboundEvent, Ticket, TicketCard, TicketHistory
 from bot.retry import PermanentError
 from bot.runtime import Runtime
+from bot.slack_gateway import CHANNEL_UNREACHABLE
 from bot.ticket_store import move
 from bot.worker import JobContext
 from workflows.cards import SECTION_LIMIT
@@ -86,15 +87,12 @@ def send_ephemeral(runtime: Runtime, ctx: JobContext) -> None:
     except SlackApiError as problem:
         # A channel the bot is not in (a card shown by /triage elsewhere), or one that is gone: there is
         # nowhere to say it, and retrying will not change that. Anything else is retried as usual.
-        if problem.response.get("error") not in UNREACHABLE:
+        if problem.response.get("error") not in CHANNEL_UNREACHABLE:
             raise
         log.warning(
             "could not tell a Slack user why nothing changed",
             extra={"channel": message["channel"], "user": message["user"], "error": problem.response.get("error")},
         )
-
-
-UNREACHABLE = frozenset({"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"})
 
 
 Members = Callable[[tuple[str, ...]], frozenset[str]]

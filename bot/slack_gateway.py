@@ -15,6 +15,8 @@ from bot.metrics import outside_call
 from bot.settings import Settings
 
 HISTORY_PAGES = 5
+# Slack errors that say the bot cannot post in a channel (not invited, archived, gone): no retry will help.
+CHANNEL_UNREACHABLE = frozenset({"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"})
 GROUPS_TTL = 300.0  # seconds a user group's members are trusted before Slack is asked again
 log = logging.getLogger("triage.slack")
 

@@ -15,16 +15,18 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from sqlmodel import col, select
 
 from bot import people, queue
-from bot.alert_processing import ticket_of_lane
+from bot.alert_processing import ticket_lane, ticket_of_lane
 from bot.clock import utcnow
 from bot.db import transaction
 from bot.metrics import TICKET_LATENCY, TICKETS_CREATED, TICKETS_UPDATED
 from bot.models import Ticket, TicketCard
 from bot.retry import PermanentError, TryLater
 from bot.runtime import Runtime
+from bot.slack_gateway import CHANNEL_UNREACHABLE
 from bot.ticket_store import view
 from bot.worker import Handler, JobContext
 from workflows import cards, tickets
@@ -223,12 +225,31 @@ def slack_card(runtime: Runtime, ctx: JobContext) -> None:
 
 
 def _copy_card(runtime: Runtime, ticket: Ticket, copy: TicketCard, text: str, blocks: list[dict[str, Any]]) -> None:
-    if copy.ts:
-        runtime.slack.update(copy.channel, copy.ts, text, blocks)
+    """Post or edit the card's copy in a team's or QA's channel. A channel the bot cannot post in does not hold
+    up the ticket: the copy is dropped (the next move there tries again) and the original card's thread says so."""
+    try:
+        if copy.ts:
+            runtime.slack.update(copy.channel, copy.ts, text, blocks)
+            return
+        ts = _post_card(
+            runtime, ticket, copy.channel, blocks, copy.post_attempts > 0, partial(_record_copy_attempt, runtime, copy)
+        )
+    except SlackApiError as problem:
+        error = problem.response.get("error")
+        if error not in CHANNEL_UNREACHABLE:
+            raise
+        log.error(
+            "cannot post a ticket's card in a channel; invite the bot there",
+            extra={"ticket_id": ticket.id, "channel": copy.channel, "error": error},
+        )
+        with transaction(runtime.engine) as session:
+            card = session.get(TicketCard, copy.id)
+            if card is not None:
+                session.delete(card)
+            words = f"I cannot post this ticket's card in <#{copy.channel}> ({error}): please invite me there."
+            lane = ticket_lane(ticket.id or 0)
+            queue.enqueue(session, kind=EffectKind.SLACK_NOTE.value, lane=lane, payload={"raw": words})
         return
-    ts = _post_card(
-        runtime, ticket, copy.channel, blocks, copy.post_attempts > 0, partial(_record_copy_attempt, runtime, copy)
-    )
     with transaction(runtime.engine) as session:
         card = session.get(TicketCard, copy.id)
         assert card is not None

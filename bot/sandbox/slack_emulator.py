@@ -288,6 +288,12 @@ class SlackEmulator:
             self._faults: list[Fault] = []
             self._buckets: dict[str, tuple[float, float]] = {}
             self._last_ts = 0
+            self.not_member: set[str] = set()  # channels the bot was not invited to: posting answers not_in_channel
+
+    def remove_bot(self, channel: str) -> None:
+        """The bot is not a member of ``channel`` (never invited, or removed): posting there fails."""
+        with self._lock:
+            self.not_member.add(channel)
 
     def messages(self, channel: str | None = None) -> list[JSON]:
         """All stored messages (top-level, replies and orphans), oldest first per channel."""
@@ -627,6 +633,8 @@ class SlackEmulator:
 
     def _api_chat_postMessage(self, p: _Params, base: str) -> JSON:
         channel = self._channel(p, create=True)
+        if channel in self.not_member:
+            raise SlackError("not_in_channel")
         text, blocks, metadata = self._content(p)
         thread_ts = p.get("thread_ts")
         if thread_ts is not None and not TS_RE.match(thread_ts):

@@ -204,3 +204,28 @@ def test_policy_user_groups_are_resolved_through_slack(
     queue_drained(database_url)
     [refusal] = emulators.slack.ephemerals(PAY, QUINN)
     assert refusal["text"].startswith("Nothing changed: Resolve on an in progress ticket is for the team")
+
+
+def test_a_team_channel_the_bot_cannot_post_in_holds_nothing_up(
+    make_bot: Any, emulators: Emulators, database_url: str, tmp_path: Path
+) -> None:
+    emulators.slack.remove_bot(PAY)
+    bot = make_bot()
+    walk = Walk(bot, emulators, database_url)
+    with bot.client() as client:
+        post_alert(client, alertmanager_payload("N"))
+        queue_drained(database_url)  # dead jobs fail this wait
+    walk.press(OPS, "Assign team", OPERATOR, {"team": {"team": "payments"}})
+    walk.check("Assigned", "To Do", None, "Assign team by Slack user U0OP1: now Assigned (team payments).", (OPS,))
+    thread = emulators.slack.thread(OPS, _only_card(emulators, OPS)["ts"])
+    said = "I cannot post this ticket's card in <#C0PAY> (not_in_channel): please invite me there."
+    assert [m["text"] for m in thread].count(said) == 1
+    # The ticket goes on being worked from the original card.
+    walk.press(OPS, "Assign member", "U0PA1", {"member": {"member": "U0PA1"}})
+    walk.check(
+        "In progress",
+        "In Progress",
+        "712020:paul",
+        "Assign member by Slack user U0PA1: now In progress (assignee: Slack user U0PA1).",
+        (OPS,),
+    )
