@@ -44,3 +44,29 @@ def test_data_center_with_a_personal_access_token(
         "557058:sandbox-bot"
     }  # the PAT owner
     assert len(cards(emulators)) == 1
+
+
+def test_data_center_assignee_by_username(
+    data_center: tuple[JiraEmulator, str], emulators: Emulators, database_url: str, tmp_path: Path
+) -> None:
+    """Data Center knows people by username: found with ?username=<e-mail>, assigned with {"name": ...}."""
+    from tests.e2e.helpers import click, submit_view
+    from tests.harness import wait_until
+
+    jira, url = data_center
+    env = bot_env(database_url, url, emulators.slack_url, TRIAGE_JIRA_USER="", TRIAGE_JIRA_TOKEN="sandbox-pat")
+    bot = BotProcess(env=env, log_path=tmp_path / "bot.log").start()
+    try:
+        with bot.client() as client:
+            post_alert(client, alertmanager_payload("DA", labels={"service": "payments"}))
+            queue_drained(database_url)
+        [card] = cards(emulators, "C0PAY")
+        assert click(bot.url, emulators, "C0PAY", card["ts"], "Assign member", "U0PA1").status_code == 200
+        wait_until(emulators.slack.views, timeout=10, what="the Assign member form")
+        assert submit_view(bot.url, emulators, "U0PA1", {"member": {"member": "U0PA1"}}).status_code == 200
+        queue_drained(database_url)
+    finally:
+        bot.kill()
+    [issue] = jira.issues()
+    assert issue["fields"]["assignee"]["name"] == "paul.pay"
+    assert issue["fields"]["status"]["name"] == "In Progress"
