@@ -17,10 +17,11 @@ from bot.alert_processing import ticket_of_lane
 from bot.models import InboundEvent, Person, Ticket, TicketHistory
 from bot.retry import PermanentError
 from bot.runtime import Runtime
-from bot.ticket_store import move, record
+from bot.ticket_store import move, record, show_in
 from bot.worker import JobContext
 from workflows.escaping import one_line, truncate
 from workflows.lifecycle import EffectKind
+from workflows.routing import card_channels
 from workflows.states import TicketState
 
 KIND = "jira.event"
@@ -39,7 +40,8 @@ def handle_jira_event(runtime: Runtime, ctx: JobContext) -> None:
     ticket_id = ticket_of_lane(ctx.job.lane)
     with ctx.final() as session:
         event = session.get(InboundEvent, event_id)
-        ticket = session.get(Ticket, ticket_id)
+        # Locked: clicks and alert processing may change the same ticket from other lanes.
+        ticket = session.exec(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).first()
         if event is None or ticket is None:
             raise PermanentError(f"event {event_id} or ticket {ticket_id} is gone")
         data = json.loads(event.body)
@@ -58,6 +60,7 @@ def handle_jira_event(runtime: Runtime, ctx: JobContext) -> None:
                     move(
                         session, ticket, TicketState(state), actor=name, via="jira", note=f"moved to {to_name} in Jira"
                     )
+                    show_in(session, ticket, card_channels(runtime.policy, ticket.team, TicketState(state)))
                     notes.append(f"{name} moved this to {TicketState(state).label} in Jira ({to_name}).")
             elif field == "assignee":
                 who = item.get("toString") or "nobody"

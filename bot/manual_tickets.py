@@ -27,6 +27,7 @@ SOURCE = "slack"
 
 def open_ticket(runtime: Runtime, ctx: JobContext) -> None:
     event_id = json.loads(ctx.job.payload)["event_id"]
+    people = frozenset().union(*(runtime.slack.members(a.users, strict=True) for a in runtime.policy.audiences()))
     with ctx.final() as session:
         event = session.get(InboundEvent, event_id)
         if event is None:
@@ -34,6 +35,11 @@ def open_ticket(runtime: Runtime, ctx: JobContext) -> None:
         form = json.loads(event.body)
         dedup_key = f"slack:new:{event_id}"
         if latest_for(session, dedup_key) is not None:
+            return
+        if form["user"] not in people:
+            words = "Nothing opened: only the operators, QA and the teams in triage-bot's policy can open tickets."
+            if form.get("channel"):
+                tell(session, form["channel"], form["user"], words)
             return
         policy, team = runtime.policy, form["team"]
         audience = policy.teams[team] if team in policy.teams else policy.operators

@@ -1,6 +1,6 @@
 """Button clicks from Slack: the ``slack.action`` job decides the move and carries it out.
 
-The click was stored before Slack got its ack. Here, in the ticket's lane, the move is checked against the
+The click was stored before Slack got its ack. Here, in the ticket's click lane, the move is checked against the
 workflow table, the clicker's roles and the version of the card they clicked; a refusal goes back to the
 clicker alone (ephemeral), a move is recorded and mirrored to Jira and to the card.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -16,16 +17,19 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import Session, col, select
 
 from bot import queue
-from bot.models import InboundEvent, Ticket, TicketCard, TicketHistory
+from bot.alert_processing import ticket_lane
+from bot.models import InboundEvent, Ticket, TicketHistory
 from bot.retry import PermanentError
 from bot.runtime import Runtime
 from bot.slack_gateway import CHANNEL_UNREACHABLE
-from bot.ticket_store import move
+from bot.ticket_store import move, show_in
 from bot.worker import JobContext
 from workflows.cards import SECTION_LIMIT
 from workflows.escaping import slack_text, truncate
+from workflows.forms import INPUT_KEY, form_for
 from workflows.lifecycle import COALESCED, Effect, EffectKind
-from workflows.policy import Policy
+from workflows.policy import SLACK_USER, Policy
+from workflows.routing import card_channels
 from workflows.states import TicketState
 from workflows.transitions import Action, Decision, decide, roles_of
 
@@ -34,48 +38,67 @@ KIND = "slack.action"
 EPHEMERAL = "slack.ephemeral"
 
 
+def click_lane(ticket_id: int) -> str:
+    """Clicks on one ticket are decided one at a time, in the order Slack sent them, but not behind the ticket's
+    Jira and Slack work: a Jira outage delays the mirror images of a move, never the move or the answer."""
+    return f"click:{ticket_id}"
+
+
 def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
     event_id = json.loads(ctx.job.payload)["event_id"]
     for audience in runtime.policy.audiences():
-        runtime.slack.members(audience.users)  # user groups asked of Slack now, not inside the transaction
+        # User groups asked of Slack now, not inside the transaction; one Slack cannot list is a reason to try
+        # again later, never to refuse someone who may act.
+        runtime.slack.members(audience.users, strict=True)
     with ctx.final() as session:
-        refusal: tuple[str, str, str] | None = None
         event = session.get(InboundEvent, event_id)
         if event is None:
             raise PermanentError(f"event {event_id} is gone")
         click = json.loads(event.body)
-        ticket = session.get(Ticket, click["ticket"])
+        # Locked: alert processing and Jira's webhooks may change the same ticket from other lanes.
+        ticket = session.exec(select(Ticket).where(Ticket.id == int(click["ticket"])).with_for_update()).first()
         if ticket is None:  # a card from another installation, or a ticket purged since
-            words = f"Nothing changed: there is no ticket #{int(click['ticket'])}."
-            tell(session, click["channel"], click["user"], words)
+            tell(
+                session,
+                click["channel"],
+                click["user"],
+                f"Nothing changed: there is no ticket #{int(click['ticket'])}.",
+            )
             return
-        user, action = click["user"], Action(click["action"])
-        policy = runtime.policy
-        state = TicketState(ticket.state)
-        verdict = judge(policy, runtime.slack.members, ticket, user, action, click.get("version"))
+        action = Action(click["action"])
+        verdict = judge(runtime.policy, runtime.slack.members, ticket, click["user"], action, click.get("version"))
         if not verdict.allowed or verdict.to is None:
             reason = verdict.reason
             if click.get("version") != ticket.version:
-                last = session.exec(
-                    select(TicketHistory)
-                    .where(TicketHistory.ticket_id == ticket.id, col(TicketHistory.to_state).is_not(None))
-                    .order_by(col(TicketHistory.id).desc())
-                ).first()
-                if last is not None:
-                    reason = f"{last.actor} already moved it to {TicketState(last.to_state or state).label}"
-            refusal = (click["channel"], user, f"Nothing changed: {slack_text(reason)}.")
-        elif (problem := _input_problem(policy, runtime.slack.members, ticket, action, click)) is not None:
-            refusal = (click["channel"], user, f"Nothing changed: {slack_text(problem)}.")
+                reason = _who_moved_it(session, ticket) or reason
+            tell(session, click["channel"], click["user"], f"Nothing changed: {reason}.")
+        elif (problem := _input_problem(runtime.policy, runtime.slack.members, ticket, action, click)) is not None:
+            tell(session, click["channel"], click["user"], f"Nothing changed: {slack_text(problem)}.")
         else:
-            _carry_out(session, ctx, ticket, action, verdict.to, click)
-        if refusal is not None:
-            tell(session, *refusal)
+            _carry_out(session, runtime.policy, ticket, action, verdict.to, click)
+
+
+def _who_moved_it(session: Session, ticket: Ticket) -> str | None:
+    """Slack mrkdwn: who made the ticket's last move, and where to."""
+    last = session.exec(
+        select(TicketHistory)
+        .where(TicketHistory.ticket_id == ticket.id, col(TicketHistory.to_state).is_not(None))
+        .order_by(col(TicketHistory.id).desc())
+    ).first()
+    if last is None:
+        return None
+    who = f"<@{last.actor}>" if last.via == "slack" and SLACK_USER.match(last.actor) else slack_text(last.actor)
+    return f"{who} already moved it to {TicketState(last.to_state or ticket.state).label}"
 
 
 def tell(session: Session, channel: str, user: str, words: str) -> None:
-    """Queue an ephemeral message: only ``user`` sees it, in ``channel``."""
+    """Queue an ephemeral message (our own mrkdwn; quote outside text escaped): only ``user`` sees it. Each has
+    a lane of its own: one that cannot be sent holds up no other."""
     queue.enqueue(
-        session, kind=EPHEMERAL, lane=f"ephemeral:{user}", payload={"channel": channel, "user": user, "text": words}
+        session,
+        kind=EPHEMERAL,
+        lane=f"ephemeral:{secrets.token_hex(8)}",
+        payload={"channel": channel, "user": user, "text": words},
     )
 
 
@@ -117,6 +140,7 @@ def judge(
         version=ticket.version,
         seen_version=seen_version,
         has_assignee=ticket.assignee is not None,
+        has_team=team is not None,
     )
 
 
@@ -124,6 +148,9 @@ def _input_problem(
     policy: Policy, members: Members, ticket: Ticket, action: Action, click: dict[str, Any]
 ) -> str | None:
     """What is wrong with what the form said (checked again here: the policy may have changed since)."""
+    form = form_for(action, has_customer=ticket.source == "report")
+    if form is not None and not click.get(INPUT_KEY[form.kind]):
+        return f"{action.label} needs its form: press the button again"
     if action is Action.ASSIGN_TEAM and click.get("team") not in policy.teams:
         return f"there is no team {click.get('team')!r}"
     if action is Action.ASSIGN_MEMBER:
@@ -134,10 +161,10 @@ def _input_problem(
 
 
 def _carry_out(
-    session: Session, ctx: JobContext, ticket: Ticket, action: Action, to: TicketState, click: dict[str, Any]
+    session: Session, policy: Policy, ticket: Ticket, action: Action, to: TicketState, click: dict[str, Any]
 ) -> None:
     """Record the move and queue its mirror images: Jira status, assignee and comment; the cards; the thread."""
-    policy, user = ctx.runtime.policy, click["user"]
+    user = click["user"]
     what, shown = "", ""  # after the new state: for Jira and the history; for Slack (mrkdwn, with mentions)
     assign_to: tuple[str | None] | tuple[()] = ()
     if action is Action.ASSIGN_TEAM:
@@ -149,8 +176,10 @@ def _carry_out(
         ticket.assignee = click["member"]
         assign_to = (ticket.assignee,)
         what, shown = f" (assignee: Slack user {ticket.assignee})", f" (assignee: <@{ticket.assignee}>)"
-    elif to is TicketState.OPEN and ticket.assignee is not None:
-        ticket.assignee, assign_to = None, (None,)  # sent back to triage: nobody works on it
+    elif to is TicketState.OPEN:
+        ticket.team = None  # back to triage: the operators pick the team again
+        if ticket.assignee is not None:
+            ticket.assignee, assign_to = None, (None,)
     said = str(click.get("text") or "").strip()
     move(
         session,
@@ -160,12 +189,12 @@ def _carry_out(
         via="slack",
         note=f"{action.label}{what} in Slack" + (f": {said}" if said else ""),
     )
-    for channel in _channels_to_show(policy, ticket, to):
-        _ensure_copy(session, ticket, channel)
+    show_in(session, ticket, card_channels(policy, ticket.team, to))
     told = f"\n{_SAID[action]}: " if said else ""
     text = f"{action.label} by Slack user {user}: now {to.label}{what}.{told}{said}"
     note = truncate(f"{action.label} by <@{user}>: now {to.label}{shown}.{told}{slack_text(said)}", SECTION_LIMIT)
-    lane = ctx.job.lane
+    assert ticket.id is not None
+    lane = ticket_lane(ticket.id)
     effects = [Effect(EffectKind.JIRA_TRANSITION, {"state": to.value})]
     effects += [Effect(EffectKind.JIRA_ASSIGN, {"user": who}) for who in assign_to]
     effects += [
@@ -180,24 +209,3 @@ def _carry_out(
 
 
 _SAID = {Action.RESOLVE: "What was done", Action.CLOSE: "Message for the customer"}
-
-
-def _channels_to_show(policy: Policy, ticket: Ticket, to: TicketState) -> list[str]:
-    """A ticket that moves to a team or to QA appears in their channel too."""
-    team = policy.teams.get(ticket.team or "")
-    if to in (TicketState.ASSIGNED, TicketState.IN_PROGRESS) and team is not None and team.channel:
-        return [team.channel]
-    if to is TicketState.IN_QA and policy.qa is not None and policy.qa.channel:
-        return [policy.qa.channel]
-    return []
-
-
-def _ensure_copy(session: Session, ticket: Ticket, channel: str) -> None:
-    if channel == ticket.slack_channel:
-        return
-    exists = session.exec(
-        select(TicketCard.id).where(TicketCard.ticket_id == ticket.id, TicketCard.channel == channel)
-    ).first()
-    if exists is None:
-        assert ticket.id is not None
-        session.add(TicketCard(ticket_id=ticket.id, channel=channel))

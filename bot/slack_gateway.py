@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
 from bot.metrics import outside_call
+from bot.retry import TryLater
 from bot.settings import Settings
 
 HISTORY_PAGES = 5
@@ -53,16 +54,29 @@ class SlackGateway:
         with outside_call("slack", "chat.postEphemeral"):
             self.client.chat_postEphemeral(channel=channel, user=user, text=text)
 
-    def members(self, users: tuple[str, ...]) -> frozenset[str]:
+    def members(self, users: tuple[str, ...], *, strict: bool = False) -> frozenset[str]:
         """The Slack user ids in a policy list, with user groups (S...) expanded through
-        ``usergroups.users.list`` (scope usergroups:read). Groups are asked again after GROUPS_TTL; a group
-        Slack cannot list counts as empty until it can (logged, never kept)."""
+        ``usergroups.users.list`` (scope usergroups:read), asked again after GROUPS_TTL. A group Slack cannot
+        list keeps its last known members; with none known it counts as empty, or with ``strict`` raises
+        TryLater (a job should wait rather than refuse someone)."""
         found = {u for u in users if not u.startswith("S")}
         for group in (u for u in users if u.startswith("S")):
-            found |= self._group(group)
+            found |= self._group(group, strict)
         return frozenset(found)
 
-    def _group(self, group: str) -> frozenset[str]:
+    def known_members(self, users: tuple[str, ...]) -> frozenset[str] | None:
+        """``members`` without asking Slack (for a listener that must ack within 3 seconds): None when a
+        group's members are not known yet."""
+        found = {u for u in users if not u.startswith("S")}
+        with self._groups_lock:
+            for group in (u for u in users if u.startswith("S")):
+                known = self._groups.get(group)
+                if known is None:
+                    return None
+                found |= known[1]
+        return frozenset(found)
+
+    def _group(self, group: str, strict: bool) -> frozenset[str]:
         now = time.monotonic()
         with self._groups_lock:
             known = self._groups.get(group)
@@ -73,7 +87,11 @@ class SlackGateway:
                 response = self.client.usergroups_users_list(usergroup=group)
         except SlackClientError as problem:
             log.warning("cannot list a Slack user group", extra={"usergroup": group, "error": str(problem)})
-            return known[1] if known else frozenset()
+            if known is not None:
+                return known[1]
+            if strict:
+                raise TryLater(f"cannot list the Slack user group {group} yet: {problem}") from problem
+            return frozenset()
         members = frozenset(str(u) for u in response.get("users") or [])
         with self._groups_lock:
             self._groups[group] = (now, members)

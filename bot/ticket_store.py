@@ -8,7 +8,7 @@ import json
 from sqlmodel import Session, col, select
 
 from bot.clock import utcnow
-from bot.models import Ticket, TicketHistory
+from bot.models import Ticket, TicketCard, TicketHistory
 from workflows.alerts import Alert, GroupNotification
 from workflows.lifecycle import TicketSnapshot
 from workflows.routing import dedup_label
@@ -26,6 +26,7 @@ def latest_for(session: Session, dedup_key: str) -> Ticket | None:
         .where(Ticket.dedup_hash == dedup_hash(dedup_key))
         .order_by(col(Ticket.generation).desc())
         .limit(1)
+        .with_for_update()  # its writers: clicks and Jira's webhooks change the same row from other lanes
     )
     return session.exec(query).first()
 
@@ -125,3 +126,16 @@ def newest(session: Session, states: tuple[TicketState, ...], team: str | None, 
     if team is not None:
         query = query.where(Ticket.team == team)
     return list(session.exec(query.order_by(col(Ticket.id).desc()).limit(limit)))
+
+
+def show_in(session: Session, ticket: Ticket, channels: list[str]) -> None:
+    """Make sure the ticket has a card in each of ``channels`` (a copy; the slack.card job posts it)."""
+    assert ticket.id is not None
+    for channel in channels:
+        if channel == ticket.slack_channel:
+            continue
+        exists = session.exec(
+            select(TicketCard.id).where(TicketCard.ticket_id == ticket.id, TicketCard.channel == channel)
+        ).first()
+        if exists is None:
+            session.add(TicketCard(ticket_id=ticket.id, channel=channel))

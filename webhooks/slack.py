@@ -24,14 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot import queue
-from bot.alert_processing import ticket_lane
 from bot.db import transaction
 from bot.models import InboundEvent, Ticket
 from bot.runtime import Runtime
-from bot.slack_actions import KIND, judge
+from bot.slack_actions import KIND, click_lane, judge
 from webhooks import slack_command
 from workflows.cards import ACTION_PREFIX
-from workflows.forms import FORMS, FormError, entered, form_for, form_of_callback, modal
+from workflows.forms import FORMS, INPUT_KEY, FormError, entered, form_for, form_of_callback, modal
 from workflows.transitions import Action
 
 
@@ -63,9 +62,18 @@ def form_context(runtime: Runtime, ticket_id: int, user: str, action: Action, ve
         ticket = session.get(Ticket, ticket_id)
         if ticket is None:
             return None
-        team = runtime.policy.teams.get(ticket.team or "")
-        allowed = judge(runtime.policy, runtime.slack.members, ticket, user, action, version).allowed
-        members = sorted(runtime.slack.members(team.users)) if team else []
+        # Only what is known without asking Slack (the ack cannot wait): with a user group not known yet, the
+        # form opens and the worker decides the submission.
+        policy, slack = runtime.policy, runtime.slack
+        team = policy.teams.get(ticket.team or "")
+        lists = [a.users for a in policy.audiences()]
+        if all(slack.known_members(users) is not None for users in lists):
+            allowed = judge(
+                policy, lambda users: slack.known_members(users) or frozenset(), ticket, user, action, version
+            ).allowed
+        else:
+            allowed = True
+        members = sorted(slack.known_members(team.users) or team.users) if team else []
         return FormContext(allowed, tuple(members), ticket.source == "report")
 
 
@@ -75,7 +83,7 @@ def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:
     names = SlackNames(app.client)
 
     async def store(click: dict[str, Any], delivery: str) -> None:
-        await run_in_threadpool(persist, runtime, click, delivery, KIND, ticket_lane(int(click["ticket"])))
+        await run_in_threadpool(persist, runtime, click, delivery, KIND, click_lane(int(click["ticket"])))
 
     @app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))
     async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -90,7 +98,11 @@ def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:
             return
         click = {"action": chosen.value, "ticket": ticket_id, "version": version, "user": user, "channel": channel}
         delivery = f"{user}:{action.get('action_ts', '')}:{action['action_id']}"
-        known = await run_in_threadpool(form_context, runtime, ticket_id, user, chosen, version)
+        known = (
+            await run_in_threadpool(form_context, runtime, ticket_id, user, chosen, version)
+            if chosen in FORMS
+            else None
+        )
         form = form_for(chosen, has_customer=known.has_customer) if known else None
         if form is None or known is None or not known.allowed:
             # No form, or a click that will be refused anyway: the worker decides it and tells the clicker.
@@ -126,7 +138,7 @@ def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:
                 "version": int(meta["version"]),
                 "user": str(body["user"]["id"]),
                 "channel": str(meta["channel"]),
-                _INPUT_KEY[form.kind]: value,
+                INPUT_KEY[form.kind]: value,
             }
         except FormError as problem:
             await ack(response_action="errors", errors={form.field: str(problem)})
@@ -141,9 +153,6 @@ def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:
 
     slack_command.register(app, runtime, wake, persist)
     return app
-
-
-_INPUT_KEY = {"team": "team", "member": "member", "text": "text"}
 
 
 class SlackNames:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +51,17 @@ def _answer(runtime: Runtime, command: Command) -> dict[str, Any]:
 
 
 def _known(runtime: Runtime, user: str) -> bool:
-    return any(user in runtime.slack.members(audience.users) for audience in runtime.policy.audiences())
+    """Is ``user`` in the policy? Only what is known without asking Slack: a user group not listed yet is
+    asked for in the background, and counts as letting everyone through (``new`` is checked again by the
+    worker; ``show`` and ``list`` only read)."""
+    for audience in runtime.policy.audiences():
+        known = runtime.slack.known_members(audience.users)
+        if known is None:
+            threading.Thread(target=runtime.slack.members, args=(audience.users,), daemon=True).start()
+            return True
+        if user in known:
+            return True
+    return False
 
 
 def register(app: AsyncApp, runtime: Runtime, wake: Callable[[], None], persist: Persist) -> None:
@@ -59,7 +70,7 @@ def register(app: AsyncApp, runtime: Runtime, wake: Callable[[], None], persist:
     @app.command(re.compile(r"^/"))  # whatever the command is called in the workspace (/triage by default)
     async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         user = str(command.get("user_id") or "")
-        if not await run_in_threadpool(_known, runtime, user):
+        if not _known(runtime, user):
             await ack(
                 response_type="ephemeral",
                 text="Only the operators, QA and the teams in triage-bot's policy can use this.",

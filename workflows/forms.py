@@ -36,6 +36,8 @@ class Form:
         return f"{FORM_PREFIX}{self.action.value}"
 
 
+INPUT_KEY: dict[Kind, str] = {"team": "team", "member": "member", "text": "text"}  # where a click carries it
+
 FORMS: dict[Action, Form] = {
     Action.ASSIGN_TEAM: Form(Action.ASSIGN_TEAM, "Assign team", "Assign", "team", "Team", "team"),
     Action.ASSIGN_MEMBER: Form(Action.ASSIGN_MEMBER, "Assign member", "Assign", "member", "Member", "member"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from workflows.alerts import GroupNotification
 from workflows.policy import Environment, MatchValue, Policy
+from workflows.states import TicketState
 
 DEFAULT_ENVIRONMENT = "default"
 
@@ -65,3 +66,17 @@ def dedup_label(dedup_key: str, generation: int) -> str:
     """
     digest = hashlib.sha256(dedup_key.encode()).hexdigest()[:20]
     return f"triage-{digest}-{generation}"
+
+
+def card_channels(policy: Policy, team: str | None, state: TicketState) -> list[str]:
+    """Where a ticket in ``state`` must have a card, besides where it was first posted: whoever acts next sees
+    it in their own channel (the team for assigned and in-progress work, QA for QA, operators for triage and
+    for resolved tickets waiting for QA or close)."""
+    owner = policy.teams.get(team or "")
+    if state in (TicketState.ASSIGNED, TicketState.IN_PROGRESS) and owner is not None:
+        return [owner.channel]
+    if state is TicketState.IN_QA and policy.qa is not None:
+        return [policy.qa.channel]
+    if state in (TicketState.OPEN, TicketState.RESOLVED):
+        return [policy.operators.channel]
+    return []

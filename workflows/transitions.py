@@ -100,6 +100,7 @@ def decide(
     version: int,
     seen_version: int | None = None,
     has_assignee: bool = False,
+    has_team: bool = False,
 ) -> Decision:
     """May someone with ``roles`` take ``action`` on a ticket in ``state``, having seen ``seen_version``?"""
     if seen_version is not None and seen_version != version:
@@ -115,8 +116,10 @@ def decide(
         article = "an" if state.label[0] in "AEIOU" else "a"
         return Decision(False, reason=f"{action.label} on {article} {state.label.lower()} ticket is for the {who}")
     to = move.to
-    if state is S.CLOSED and action is Action.REOPEN and not has_assignee:
-        to = S.OPEN  # nobody to hand it back to: back to triage
+    if to is S.IN_PROGRESS and action is not Action.ASSIGN_MEMBER and not has_assignee:
+        # Back to work (Reopen, QA fail), but nobody is working on it: to the team to pick someone, or, with no
+        # team either (an operator resolved it from triage), back to triage. Never a state nobody may act in.
+        to = S.ASSIGNED if has_team else S.OPEN
     return Decision(True, to=to)
 
 

@@ -39,7 +39,7 @@ def test_clicks_move_the_ticket_by_role(bot: BotProcess, emulators: Emulators, d
     assert issue["fields"]["status"]["name"] == "Done"
     assert [c["body"] for c in issue["fields"]["comment"]["comments"]] == ["Close by Slack user U0OP1: now Closed."]
     refusals = [e["text"] for e in emulators.slack.ephemerals("C0OPS", "U0OP1")]
-    assert refusals == ["Nothing changed: U0OP1 already moved it to Closed."]
+    assert refusals == ["Nothing changed: <@U0OP1> already moved it to Closed."]
     [card] = cards(emulators, "C0OPS")
     assert "*State*\\nClosed" in json.dumps(card["blocks"])
     assert _buttons(card) == ["Reopen"]

@@ -26,7 +26,7 @@ PATH = [
 
 @pytest.mark.parametrize(("state", "action", "roles", "to"), PATH)
 def test_the_documented_path(state: S, action: Action, roles: frozenset[Role], to: S) -> None:
-    assert decide(state, action, roles, version=3, seen_version=3).to is to
+    assert decide(state, action, roles, version=3, seen_version=3, has_team=True, has_assignee=True).to is to
 
 
 def test_every_move_is_refused_to_every_other_role() -> None:
@@ -51,3 +51,13 @@ def test_buttons_per_state_and_reopen_targets() -> None:
     assert [a.label for a in actions_for(S.CLOSED)] == ["Reopen"]
     assert decide(S.CLOSED, Action.REOPEN, OPS, version=1, has_assignee=True).to is S.IN_PROGRESS
     assert decide(S.CLOSED, Action.REOPEN, OPS, version=1, has_assignee=False).to is S.OPEN
+    assert decide(S.CLOSED, Action.REOPEN, OPS, version=1, has_team=True).to is S.ASSIGNED
+    # Resolved from triage (no team, nobody assigned), then sent back to work: back to triage, not to a state
+    # only a team could act in.
+    qa = frozenset({Role.QA})
+    assert decide(S.IN_QA, Action.QA_FAIL, qa, version=1).to is S.OPEN
+    assert decide(S.IN_QA, Action.QA_FAIL, qa, version=1, has_team=True).to is S.ASSIGNED
+    assert decide(S.IN_QA, Action.QA_FAIL, qa, version=1, has_team=True, has_assignee=True).to is S.IN_PROGRESS
+    assert decide(S.RESOLVED, Action.REOPEN, OPS, version=1).to is S.OPEN
+    team = frozenset({Role.TEAM})
+    assert decide(S.ASSIGNED, Action.ASSIGN_MEMBER, team, version=1, has_team=True).to is S.IN_PROGRESS
