@@ -45,3 +45,13 @@ def jira_account(runtime: Runtime, slack_user: str) -> str | None:
     except IntegrityError:
         pass  # another worker asked at the same moment and stored the same answer
     return account
+
+
+def forget(runtime: Runtime, slack_user: str | None) -> None:
+    """Drop what is known of a person, so that the next assignment asks Slack and Jira again."""
+    if slack_user is None:
+        return
+    with transaction(runtime.engine) as session:
+        person = session.get(Person, slack_user)
+        if person is not None:
+            session.delete(person)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from jira.exceptions import JIRAError
 from slack_sdk.errors import SlackApiError
 from sqlmodel import col, select
 
@@ -30,6 +31,7 @@ from bot.slack_gateway import CHANNEL_UNREACHABLE
 from bot.ticket_store import view
 from bot.worker import Handler, JobContext
 from workflows import cards, tickets
+from workflows.escaping import slack_text
 from workflows.lifecycle import EffectKind
 from workflows.states import TicketState
 from workflows.tickets import TicketView
@@ -166,12 +168,26 @@ def jira_assign(runtime: Runtime, ctx: JobContext) -> None:
     user = json.loads(ctx.job.payload).get("user")
     account = people.jira_account(runtime, user) if user else None
     if user and account is None:
-        with ctx.final() as session:
-            text = f"<@{user}> has no Jira account with their Slack e-mail address: assign {key} in Jira by hand."
-            queue.enqueue(session, kind=EffectKind.SLACK_NOTE.value, lane=ctx.job.lane, payload={"raw": text})
+        _say(ctx, f"<@{user}> has no Jira account with their Slack e-mail address: assign {key} in Jira by hand.")
         return
-    runtime.jira.assign(key, account)
+    try:
+        runtime.jira.assign(key, account)
+    except JIRAError as problem:
+        if problem.status_code not in (400, 403, 404):
+            raise
+        # Jira knows the person but will not assign them (not an assignable user of the project, deactivated):
+        # say so where the team works, and ask Jira afresh next time.
+        people.forget(runtime, user)
+        why = slack_text(str(problem.text))
+        _say(ctx, f"Jira would not assign {key} to <@{user}> ({why}): assign it in Jira by hand.")
+        return
     TICKETS_UPDATED.labels("assignee").inc()
+
+
+def _say(ctx: JobContext, mrkdwn: str) -> None:
+    """Finish the job with a line in the card's thread (our own mrkdwn: outside text escaped by the caller)."""
+    with ctx.final() as session:
+        queue.enqueue(session, kind=EffectKind.SLACK_NOTE.value, lane=ctx.job.lane, payload={"raw": mrkdwn})
 
 
 def _post_card(
@@ -201,9 +217,10 @@ def slack_card(runtime: Runtime, ctx: JobContext) -> None:
     shown = _view(runtime, ticket)
     text = cards.fallback_text(shown)
     home = ticket.slack_ts
-    if home:
-        runtime.slack.update(ticket.slack_channel, home, text, cards.card(shown))
-    else:
+    if home and not _edited(runtime, ticket.slack_channel, home, text, cards.card(shown)):
+        home = None  # someone deleted the card: post it again
+        _record_attempt(runtime, ticket, "slack_post_attempts")  # and look before posting, should this fail
+    if not home:
         home = _post_card(
             runtime,
             ticket,
@@ -219,7 +236,10 @@ def slack_card(runtime: Runtime, ctx: JobContext) -> None:
             session.add(row)
     copies = _copies(runtime, ticket)
     if copies:
-        original = runtime.slack.permalink(ticket.slack_channel, home)
+        try:
+            original: str | None = runtime.slack.permalink(ticket.slack_channel, home)
+        except SlackApiError:
+            original = None  # the copies say less, but they are still posted
         for copy in copies:
             _copy_card(runtime, ticket, copy, text, cards.card(shown, original=original))
 
@@ -228,8 +248,7 @@ def _copy_card(runtime: Runtime, ticket: Ticket, copy: TicketCard, text: str, bl
     """Post or edit the card's copy in a team's or QA's channel. A channel the bot cannot post in does not hold
     up the ticket: the copy is dropped (the next move there tries again) and the original card's thread says so."""
     try:
-        if copy.ts:
-            runtime.slack.update(copy.channel, copy.ts, text, blocks)
+        if copy.ts and _edited(runtime, copy.channel, copy.ts, text, blocks):
             return
         ts = _post_card(
             runtime, ticket, copy.channel, blocks, copy.post_attempts > 0, partial(_record_copy_attempt, runtime, copy)
@@ -255,6 +274,18 @@ def _copy_card(runtime: Runtime, ticket: Ticket, copy: TicketCard, text: str, bl
         assert card is not None
         card.ts = ts
         session.add(card)
+
+
+def _edited(runtime: Runtime, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> bool:
+    """Edit a card in place; False when it is gone (someone deleted it)."""
+    try:
+        runtime.slack.update(channel, ts, text, blocks)
+    except SlackApiError as problem:
+        if problem.response.get("error") != "message_not_found":
+            raise
+        log.warning("a ticket's card was deleted; posting it again", extra={"channel": channel, "ts": ts})
+        return False
+    return True
 
 
 def _copies(runtime: Runtime, ticket: Ticket) -> list[TicketCard]:

@@ -290,6 +290,12 @@ class SlackEmulator:
             self._last_ts = 0
             self.not_member: set[str] = set()  # channels the bot was not invited to: posting answers not_in_channel
 
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Someone deleted a message (as chat.delete does)."""
+        with self._lock:
+            self._find(channel, ts)
+            del self._messages[channel][ts]
+
     def remove_bot(self, channel: str) -> None:
         """The bot is not a member of ``channel`` (never invited, or removed): posting there fails."""
         with self._lock:
@@ -661,6 +667,12 @@ class SlackEmulator:
         msg.edited_ts = self._next_ts()
         msg.metadata = metadata if "metadata" in p.raw else msg.metadata
         return {"channel": channel, "ts": msg.ts, "text": msg.text, "message": self._wire_message(msg)}
+
+    def _api_chat_delete(self, p: _Params, base: str) -> JSON:
+        channel = self._channel(p)
+        msg = self._find(channel, p.get("ts", required=True))
+        del self._messages[channel][msg.ts]
+        return {"channel": channel, "ts": msg.ts}
 
     def _api_chat_postEphemeral(self, p: _Params, base: str) -> JSON:
         channel, user = self._channel(p), p.get("user", required=True)

@@ -229,3 +229,26 @@ def test_a_team_channel_the_bot_cannot_post_in_holds_nothing_up(
         "Assign member by Slack user U0PA1: now In progress (assignee: Slack user U0PA1).",
         (OPS,),
     )
+
+
+def test_a_deleted_card_is_posted_again_and_a_refused_assignee_is_said(
+    bot: BotProcess, emulators: Emulators, database_url: str
+) -> None:
+    walk = Walk(bot, emulators, database_url)
+    with bot.client() as client:
+        post_alert(client, alertmanager_payload("D", labels={"service": "payments"}))
+        queue_drained(database_url)
+        gone = _only_card(emulators, PAY)["ts"]
+        emulators.slack.delete_message(PAY, gone)
+        post_alert(client, alertmanager_payload("D", alerts=2, labels={"service": "payments"}))  # the card changes
+        queue_drained(database_url)
+    card = _only_card(emulators, PAY)
+    assert card["ts"] != gone and "2 of 2 alerts firing" in json.dumps(card["blocks"])
+
+    # Jira knows Paul but will not assign him (say, not an assignable user in this project).
+    emulators.jira.set_fault(status=400, count=1, methods={"PUT"}, path_contains="/assignee")
+    walk.press(PAY, "Assign member", PAUL, {"member": {"member": PAUL}})
+    assert walk.jira()["fields"]["assignee"] is None
+    thread = [m["text"] for m in emulators.slack.thread(PAY, card["ts"])]
+    assert any(t.startswith(f"Jira would not assign {walk.jira()['key']} to <@U0PA1> (") for t in thread), thread
+    assert _state(_only_card(emulators, PAY)) == "In progress"  # the move stands; Jira's assignee is by hand
