@@ -19,16 +19,18 @@ from bot.runtime import Runtime
 from bot.ticket_store import record
 from workflows.escalation import WAITING, due, reminder
 from workflows.lifecycle import EffectKind
+from workflows.policy import Audience
 from workflows.states import TicketState
 
 log = logging.getLogger("triage.escalation")
 
 
-def people_for(runtime: Runtime, ticket: Ticket) -> tuple[str, ...]:
+def audience_for(runtime: Runtime, ticket: Ticket) -> Audience:
+    """Who should act on a waiting ticket: its team once assigned, the operators before."""
     policy = runtime.policy
     if TicketState(ticket.state) is TicketState.ASSIGNED and ticket.team in policy.teams:
-        return policy.teams[ticket.team].users
-    return policy.operators.users
+        return policy.teams[ticket.team]
+    return policy.operators
 
 
 def scan(runtime: Runtime) -> int:
@@ -64,13 +66,15 @@ def scan(runtime: Runtime) -> int:
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 continue  # another replica sent this one
             assert ticket.id is not None
+            audience = audience_for(runtime, ticket)
             queue.enqueue(
                 session,
                 kind=EffectKind.SLACK_NOTE.value,
                 lane=ticket_lane(ticket.id),
                 payload={
                     "text": reminder(state, now - since, number, env.escalate_limit),
-                    "mention": list(people_for(runtime, ticket)),
+                    "mention": list(audience.users),
+                    "channel": audience.channel,  # in the thread of their own card
                 },
             )
             record(session, ticket, actor="triage-bot", via="escalation", note=f"reminder {number} sent")

@@ -307,17 +307,25 @@ def _record_copy_attempt(runtime: Runtime, copy: TicketCard) -> None:
 
 
 def slack_note(runtime: Runtime, ctx: JobContext) -> None:
+    """A line in the thread of the ticket's card: the original's, or with ``channel`` in the payload, the
+    card in that channel (a reminder belongs where the people it mentions are)."""
     ticket = _load(runtime, _ticket_id(ctx))
     if not ticket.slack_ts:
         raise TryLater(f"ticket {ticket.id} has no Slack card yet")
+    payload = json.loads(ctx.job.payload)
+    channel, thread = ticket.slack_channel, ticket.slack_ts
+    wanted = payload.get("channel")
+    if wanted and wanted != channel:
+        copy = next((c for c in _copies(runtime, ticket) if c.channel == wanted and c.ts), None)
+        if copy is not None and copy.ts:
+            channel, thread = copy.channel, copy.ts
     metadata = {"event_type": "triage_note", "event_payload": {"ticket_id": ticket.id, "job_id": ctx.job.id}}
     since = ctx.job.created_at.timestamp() - CLOCK_SKEW
-    if ctx.job.attempts > 1 and runtime.slack.find_posted(ticket.slack_channel, metadata, since, ticket.slack_ts):
+    if ctx.job.attempts > 1 and runtime.slack.find_posted(channel, metadata, since, thread):
         return
-    payload = json.loads(ctx.job.payload)
     # "raw" is our own mrkdwn (mentions of ids we chose); "text" may quote outside words and is escaped.
     text = payload.get("raw") or cards.note_text(payload["text"], tuple(payload.get("mention", ())))
-    runtime.slack.post(ticket.slack_channel, text, None, metadata, thread_ts=ticket.slack_ts)
+    runtime.slack.post(channel, text, None, metadata, thread_ts=thread)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -79,3 +79,22 @@ def test_waiting_tickets_remind_the_right_people_up_to_a_limit(
 
     time.sleep(1.5)  # past the interval again: the limit holds
     assert len(reminders("C0OPS")) == 2
+
+    # Assigned to the team from triage: the team's reminders go to the thread of its own copy of the card,
+    # where the people they mention are.
+    from tests.e2e.helpers import click, submit_view
+
+    [card] = cards(emulators, "C0OPS")
+    assert click(bot.url, emulators, "C0OPS", card["ts"], "Assign team", "U0OP1").status_code == 200
+    wait_until(emulators.slack.views, timeout=10, what="the Assign team form")
+    assert submit_view(bot.url, emulators, "U0OP1", {"team": {"team": "payments"}}).status_code == 200
+
+    def copy_reminders() -> list[str]:
+        copies = [c for c in cards(emulators, "C0PAY") if "original card" in str(c["blocks"])]
+        if not copies:
+            return []
+        return [m["text"] for m in emulators.slack.thread("C0PAY", copies[0]["ts"])[1:] if "reminder" in m["text"]]
+
+    wait_until(lambda: len(copy_reminders()) == 2, timeout=20, what="two reminders in the team's copy")
+    assert copy_reminders()[0].startswith("<@U0PA1> <@U0PA2> this ticket has been assigned for")
+    assert len(reminders("C0OPS")) == 2  # none more in the operators' thread
