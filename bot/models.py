@@ -133,5 +133,5 @@ class Person(SQLModel, table=True):
 
     slack_user: str = Field(primary_key=True, max_length=32)
     email: str | None = Field(default=None, max_length=320)
-    jira_account: str | None = Field(default=None, max_length=128)  # Cloud accountId, Data Center username
+    jira_account: str | None = Field(default=None, max_length=128, index=True)  # Cloud accountId, DC username
     checked_at: datetime = Field(default_factory=utcnow)

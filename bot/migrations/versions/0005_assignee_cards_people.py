@@ -40,9 +40,11 @@ def upgrade() -> None:
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("slack_user"),
     )
+    op.create_index(op.f("ix_people_jira_account"), "people", ["jira_account"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_people_jira_account"), table_name="people")
     op.drop_table("people")
     op.drop_index(op.f("ix_ticket_cards_ticket_id"), table_name="ticket_cards")
     op.drop_table("ticket_cards")
