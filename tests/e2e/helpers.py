@@ -70,3 +70,13 @@ def slash(bot_url: str, emulators: Emulators, user: str, text: str, channel: str
     """Run ``/triage text`` as ``user`` through the Slack emulator's signed request."""
     body, headers = emulators.slack.slash_command(user, text, channel)
     return httpx.post(f"{bot_url}/slack/events", content=body, headers=headers, timeout=10)
+
+
+def press_with_form(
+    bot_url: str, emulators: Emulators, channel: str, ts: str, label: str, user: str, values: dict[str, dict[str, str]]
+) -> httpx.Response:
+    """Press a button that opens a form, wait for the form, and submit it with ``values``."""
+    opened = len(emulators.slack.views())
+    assert click(bot_url, emulators, channel, ts, label, user).status_code == 200
+    wait_until(lambda: emulators.slack.views()[opened:], timeout=10, what=f"the {label} form")
+    return submit_view(bot_url, emulators, user, values)

@@ -82,12 +82,11 @@ def test_waiting_tickets_remind_the_right_people_up_to_a_limit(
 
     # Assigned to the team from triage: the team's reminders go to the thread of its own copy of the card,
     # where the people they mention are.
-    from tests.e2e.helpers import click, submit_view
+    from tests.e2e.helpers import press_with_form
 
     [card] = cards(emulators, "C0OPS")
-    assert click(bot.url, emulators, "C0OPS", card["ts"], "Assign team", "U0OP1").status_code == 200
-    wait_until(emulators.slack.views, timeout=10, what="the Assign team form")
-    assert submit_view(bot.url, emulators, "U0OP1", {"team": {"team": "payments"}}).status_code == 200
+    team = {"team": {"team": "payments"}}
+    assert press_with_form(bot.url, emulators, "C0OPS", card["ts"], "Assign team", "U0OP1", team).status_code == 200
 
     def copy_reminders() -> list[str]:
         copies = [c for c in cards(emulators, "C0PAY") if "original card" in str(c["blocks"])]

@@ -50,8 +50,7 @@ def test_data_center_assignee_by_username(
     data_center: tuple[JiraEmulator, str], emulators: Emulators, database_url: str, tmp_path: Path
 ) -> None:
     """Data Center knows people by username: found with ?username=<e-mail>, assigned with {"name": ...}."""
-    from tests.e2e.helpers import click, submit_view
-    from tests.harness import wait_until
+    from tests.e2e.helpers import press_with_form
 
     jira, url = data_center
     env = bot_env(database_url, url, emulators.slack_url, TRIAGE_JIRA_USER="", TRIAGE_JIRA_TOKEN="sandbox-pat")
@@ -61,9 +60,11 @@ def test_data_center_assignee_by_username(
             post_alert(client, alertmanager_payload("DA", labels={"service": "payments"}))
             queue_drained(database_url)
         [card] = cards(emulators, "C0PAY")
-        assert click(bot.url, emulators, "C0PAY", card["ts"], "Assign member", "U0PA1").status_code == 200
-        wait_until(emulators.slack.views, timeout=10, what="the Assign member form")
-        assert submit_view(bot.url, emulators, "U0PA1", {"member": {"member": "U0PA1"}}).status_code == 200
+        member = {"member": {"member": "U0PA1"}}
+        assert (
+            press_with_form(bot.url, emulators, "C0PAY", card["ts"], "Assign member", "U0PA1", member).status_code
+            == 200
+        )
         queue_drained(database_url)
     finally:
         bot.kill()

@@ -113,17 +113,18 @@ def test_without_a_secret_the_url_carries_the_token(make_bot: Any, emulators: Em
 def test_an_assignee_set_in_jira_shows_on_the_card_when_the_person_is_known(
     make_bot: Any, emulators: Emulators, database_url: str
 ) -> None:
-    from tests.e2e.helpers import click, submit_view
-    from tests.harness import wait_until
+    from tests.e2e.helpers import press_with_form
 
     bot: BotProcess = make_bot(TRIAGE_JIRA_WEBHOOK_SECRET=SECRET)
     with bot.client() as client:
         post_alert(client, alertmanager_payload("K", labels={"service": "payments"}))
         queue_drained(database_url)
         [card] = cards(emulators, "C0PAY")
-        assert click(bot.url, emulators, "C0PAY", card["ts"], "Assign member", "U0PA1").status_code == 200
-        wait_until(emulators.slack.views, timeout=10, what="the Assign member form")
-        assert submit_view(bot.url, emulators, "U0PA1", {"member": {"member": "U0PA1"}}).status_code == 200
+        member = {"member": {"member": "U0PA1"}}
+        assert (
+            press_with_form(bot.url, emulators, "C0PAY", card["ts"], "Assign member", "U0PA1", member).status_code
+            == 200
+        )
         queue_drained(database_url)
         [issue] = issues(emulators)
         assert issue["fields"]["assignee"]["accountId"] == "712020:paul"
