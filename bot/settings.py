@@ -16,6 +16,7 @@ SANDBOX_JIRA_USER = "sandbox@example.com"
 SANDBOX_JIRA_TOKEN = "sandbox-token"  # noqa: S105
 SANDBOX_SLACK_TOKEN = "xoxb-sandbox"  # noqa: S105
 SANDBOX_SLACK_SECRET = "sandbox-signing-secret"  # noqa: S105
+SANDBOX_IDENTITY_TOKEN = "sandbox-introspection-token"  # noqa: S105
 SANDBOX_SLACK_APP_TOKEN = "xapp-sandbox"  # noqa: S105 - the Slack emulator's default app-level token
 
 
@@ -44,6 +45,23 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     slack_timeout: float = Field(default=10.0, ge=1, le=120)
+
+    # Customer reports (POST /reports): the apps' identity service, by OAuth 2.0 token introspection (RFC 7662).
+    # Unset: the built-in identity emulator in full sandbox mode, otherwise reports are off (503).
+    session_introspection_url: str | None = None
+    session_introspection_token: SecretStr | None = None
+    session_scope: str = "reports:write"  # the scope a session needs to report; empty: none
+    session_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    session_timeout: float = Field(default=5.0, gt=0, le=60)
+    reports_per_minute: int = Field(default=10, ge=1, le=10_000)  # per customer
+    report_attachments: int = Field(default=5, ge=0, le=20)  # at most this many per report
+    report_attachment_bytes: int = Field(default=2_097_152, ge=1024)  # each, decoded
+    # E-mail to customers: smtp://user:password@host:587 (STARTTLS) or smtps://user:password@host:465 (TLS).
+    # Unset: the built-in mail catcher in full sandbox mode, otherwise no e-mail is sent (said at start).
+    smtp_url: SecretStr | None = None
+    smtp_timeout: float = Field(default=10.0, gt=0, le=120)
+    mail_from: str = "triage-bot <triage-bot@localhost>"
+    mail_templates: Path | None = None  # a folder whose templates replace the built-in ones, file by file
 
     grafana_hmac_secret: SecretStr | None = None
     jira_webhook_secret: SecretStr | None = None
@@ -82,6 +100,9 @@ class Settings(BaseSettings):
         "metrics_token",
         "grafana_hmac_secret",
         "jira_webhook_secret",
+        "session_introspection_url",
+        "session_introspection_token",
+        "smtp_url",
         mode="before",
     )
     @classmethod
@@ -106,7 +127,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("jira_url", "slack_api_url", "public_url")
+    @field_validator("jira_url", "slack_api_url", "public_url", "session_introspection_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -130,6 +151,15 @@ class Settings(BaseSettings):
             raise ValueError("TRIAGE_SLACK_BOT_TOKEN is set but TRIAGE_SLACK_SIGNING_SECRET is not")
         if not self.full_sandbox and self.webhook_token is None:
             raise ValueError("TRIAGE_WEBHOOK_TOKEN is required when Jira or Slack is real (it guards /alerts/*)")
+        if self.session_introspection_url and not self.session_introspection_token:
+            raise ValueError(
+                "TRIAGE_SESSION_INTROSPECTION_URL is set but TRIAGE_SESSION_INTROSPECTION_TOKEN is not: set the "
+                "bearer token the bot presents to the identity service"
+            )
+        if self.smtp_url is not None:
+            parts = urlsplit(self.smtp_url.get_secret_value())
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise ValueError("TRIAGE_SMTP_URL looks like smtp://user:password@host:587 or smtps://host:465")
         if self.webhook_token is not None and len(self.webhook_token.get_secret_value()) < 16:
             raise ValueError("TRIAGE_WEBHOOK_TOKEN must be at least 16 characters")
         return self
@@ -191,6 +221,9 @@ class Settings(BaseSettings):
             # With the emulator the app token is only a switch ("on", "1"): masking that would garble every line.
             None if self.slack_sandbox else self.slack_app_token,
             self.grafana_hmac_secret,
+            self.session_introspection_token,
+            self.smtp_url,
+            SecretStr(_smtp_password(self.smtp_url)) if self.smtp_url else None,
         )
         return tuple(v.get_secret_value() for v in values if v is not None and v.get_secret_value())
 
@@ -210,11 +243,33 @@ class Settings(BaseSettings):
             )
         return f"{self.local_url}/sandbox/slack/api/", SANDBOX_SLACK_TOKEN, SANDBOX_SLACK_SECRET
 
+    @property
+    def identity_sandbox(self) -> bool:
+        """Sessions are checked by the built-in identity emulator (only ever in full sandbox mode)."""
+        return self.session_introspection_url is None and self.full_sandbox
+
+    @property
+    def mail_sandbox(self) -> bool:
+        """E-mail goes to the built-in mail catcher (only ever in full sandbox mode)."""
+        return self.smtp_url is None and self.full_sandbox
+
+    def effective_identity(self) -> tuple[str, str] | None:
+        """(introspection URL, bearer token), or None when reports are off."""
+        if self.session_introspection_url and self.session_introspection_token:
+            return self.session_introspection_url, self.session_introspection_token.get_secret_value()
+        if self.identity_sandbox:
+            return f"{self.local_url}/sandbox/identity/introspect", SANDBOX_IDENTITY_TOKEN
+        return None
+
     def effective_slack_app_token(self) -> str | None:
         """The app-level token Socket Mode connects with (the emulator's own in sandbox), None when it is off."""
         if self.slack_app_token is None:
             return None
         return SANDBOX_SLACK_APP_TOKEN if self.slack_sandbox else self.slack_app_token.get_secret_value()
+
+
+def _smtp_password(url: SecretStr) -> str:
+    return urlsplit(url.get_secret_value()).password or ""
 
 
 class SettingsError(Exception):
