@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, Text, UniqueConstraint
+from sqlalchemy import Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Column, Field, SQLModel
 
 from bot.clock import utcnow
@@ -86,6 +86,13 @@ class Ticket(SQLModel, table=True):
     slack_ts: str | None = Field(default=None, max_length=32)
     slack_post_attempts: int = 0
     assignee: str | None = Field(default=None, max_length=32)  # Slack user id of the member working on it
+    # Customer reports: the public reference, who reported it (the identity service's subject and e-mail), and
+    # the Jira project they go to (unset: the policy's jira.project and issue_type).
+    report_ref: str | None = Field(default=None, max_length=32, unique=True)
+    customer_sub: str | None = Field(default=None, max_length=255, index=True)
+    customer_email: str | None = Field(default=None, max_length=320)
+    jira_project: str | None = Field(default=None, max_length=64)
+    jira_issue_type: str | None = Field(default=None, max_length=64)
     first_event_at: datetime = Field(default_factory=utcnow)
     jira_created_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -135,3 +142,32 @@ class Person(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=320)
     jira_account: str | None = Field(default=None, max_length=128, index=True)  # Cloud accountId, DC username
     checked_at: datetime = Field(default_factory=utcnow)
+
+
+class ReportAttachment(SQLModel, table=True):
+    """A file a customer attached to a report, kept until it is on the Jira issue."""
+
+    __tablename__ = "report_attachments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=128)
+    size: int
+    data: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # None once in Jira
+    jira_attachment_id: str | None = Field(default=None, max_length=64)
+
+
+class IdempotentRequest(SQLModel, table=True):
+    """An ``Idempotency-Key`` a customer used, with the request's digest and the answer it got."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (UniqueConstraint("customer_sub", "key", name="uq_idempotency_customer_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_sub: str = Field(max_length=255)
+    key: str = Field(max_length=255)
+    request_digest: str = Field(max_length=64)
+    status_code: int
+    response: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)

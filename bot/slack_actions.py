@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from bot import queue
 from bot.alert_processing import ticket_lane
 from bot.models import InboundEvent, Ticket, TicketHistory
+from bot.reports import send_mail
 from bot.retry import PermanentError
 from bot.runtime import Runtime
 from bot.slack_gateway import CHANNEL_UNREACHABLE
@@ -148,7 +149,7 @@ def _input_problem(
     policy: Policy, members: Members, ticket: Ticket, action: Action, click: dict[str, Any]
 ) -> str | None:
     """What is wrong with what the form said (checked again here: the policy may have changed since)."""
-    form = form_for(action, has_customer=ticket.source == "report")
+    form = form_for(action, has_customer=ticket.customer_email is not None)
     if form is not None and not click.get(INPUT_KEY[form.kind]):
         return f"{action.label} needs its form: press the button again"
     if action is Action.ASSIGN_TEAM and click.get("team") not in policy.teams:
@@ -206,6 +207,8 @@ def _carry_out(
         queue.enqueue(
             session, kind=effect.kind.value, lane=lane, payload=effect.payload, coalesce=effect.kind in COALESCED
         )
+    if action is Action.CLOSE and ticket.customer_email and said:
+        send_mail(session, ticket, "closed", {"message": said})  # the customer hears what the operator wrote
 
 
 _SAID = {Action.RESOLVE: "What was done", Action.CLOSE: "Message for the customer"}

@@ -87,7 +87,7 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
     if ticket.jira_key:
         return
     shown = _view(runtime, ticket)
-    project = runtime.policy.jira.project
+    project = ticket.jira_project or runtime.policy.jira.project
     key = None
     if ticket.jira_create_attempts > 0:
         # An earlier attempt may have created the issue and lost the answer: look before creating again,
@@ -103,8 +103,8 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
         _record_attempt(runtime, ticket, "jira_create_attempts", "jira_create_attempted_at")
         fields = {
             "project": {"key": project},
-            "issuetype": {"name": runtime.policy.jira.issue_type},
-            "labels": tickets.labels(shown, runtime.policy.jira.labels),
+            "issuetype": {"name": ticket.jira_issue_type or runtime.policy.jira.issue_type},
+            "labels": tickets.labels(shown, _extra_labels(runtime, shown)),
             **_fields(runtime, shown),
         }
         key = runtime.jira.create(fields)
@@ -128,11 +128,20 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
     )
 
 
+def _extra_labels(runtime: Runtime, shown: TicketView) -> tuple[str, ...]:
+    """The policy's labels for the ticket's project; a report's category as well."""
+    reports = runtime.policy.reports
+    if shown.is_report:
+        base = reports.jira.labels if reports else runtime.policy.jira.labels
+        return (*base, f"category-{shown.labels.get('category', '')}")
+    return runtime.policy.jira.labels
+
+
 def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
     ticket = _load(runtime, _ticket_id(ctx))
     key = _require_issue(ticket)
     shown = _view(runtime, ticket)
-    runtime.jira.update(key, _fields(runtime, shown), tickets.labels(shown, runtime.policy.jira.labels))
+    runtime.jira.update(key, _fields(runtime, shown), tickets.labels(shown, _extra_labels(runtime, shown)))
     TICKETS_UPDATED.labels("fields").inc()
 
 

@@ -110,6 +110,9 @@ def view(ticket: Ticket, browse_url: str | None = None) -> TicketView:
         external_url=ticket.external_url,
         created_at=ticket.created_at,
         version=ticket.version,
+        report_ref=ticket.report_ref,
+        customer_sub=ticket.customer_sub,
+        customer_email=ticket.customer_email,
     )
 
 

@@ -16,11 +16,12 @@ from sqlmodel import Session
 
 from bot import logs, migrate, queue
 from bot.handlers import all_handlers
+from bot.identity import SessionVerifier
 from bot.metrics import register_queue_collector
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.worker import WorkerPool
-from webhooks import alerts, errors, health, jira, slack, tickets
+from webhooks import alerts, errors, health, jira, reports, slack, tickets
 
 log = logging.getLogger("triage.server")
 
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if app.state.verifier is not None:
+                await app.state.verifier.aclose()
             if socket_mode is not None:
                 await socket_mode.close()  # no more clicks in; the ones acked are stored already
             if pool is not None:
@@ -85,11 +88,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jira.router)
     app.state.bolt = slack.install(app, runtime, wake=lambda: app.state.pool.wake() if app.state.pool else None)
     app.include_router(tickets.router)
+    app.state.verifier = SessionVerifier(settings) if settings.effective_identity() else None
+    app.include_router(reports.router)
     app.include_router(health.router)
     if settings.jira_sandbox:
         from bot.sandbox.jira_emulator import create_jira_emulator
 
         app.mount("/sandbox/jira", create_jira_emulator())
+    if settings.identity_sandbox:
+        from bot.sandbox.identity_emulator import create_identity_emulator
+
+        app.mount("/sandbox/identity", create_identity_emulator())
     if settings.slack_sandbox:
         from bot.sandbox.slack_emulator import create_slack_emulator
 

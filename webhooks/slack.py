@@ -74,7 +74,7 @@ def form_context(runtime: Runtime, ticket_id: int, user: str, action: Action, ve
         else:
             allowed = True
         members = sorted(slack.known_members(team.users) or team.users) if team else []
-        return FormContext(allowed, tuple(members), ticket.source == "report")
+        return FormContext(allowed, tuple(members), ticket.customer_email is not None)
 
 
 def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from workflows.escaping import one_line, slack_text, truncate
+from workflows.reports import app_line, mask_email
 from workflows.tickets import TicketView
 from workflows.transitions import Action, actions_for
 
@@ -43,9 +44,17 @@ def card(ticket: TicketView, original: str | None = None) -> list[dict[str, Any]
         f"*Priority*\n{slack_text(ticket.priority)}",
         f"*Owner*\n{slack_text(('team ' + ticket.team) if ticket.team else 'operators')}",
         f"*Assignee*\n{f'<@{ticket.assignee}>' if ticket.assignee else 'nobody yet'}",
-        f"*Environment*\n{slack_text(ticket.environment)}",
-        f"*Source*\n{slack_text(ticket.source)}",
     ]
+    if ticket.is_report:
+        app = ticket.labels
+        fields += [
+            f"*Reported by*\n{slack_text(ticket.customer_sub or '')} ({slack_text(mask_email(ticket.customer_email))})",
+            f"*App*\n{slack_text(app_line(app))}",
+            f"*Category*\n{slack_text(app.get('category', ''))}",
+            f"*Reference*\n{slack_text(ticket.report_ref or '')}",
+        ]
+    else:
+        fields += [f"*Environment*\n{slack_text(ticket.environment)}", f"*Source*\n{slack_text(ticket.source)}"]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": False}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},

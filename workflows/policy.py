@@ -161,6 +161,39 @@ class Environment(_Strict):
         return parse_duration(self.reopen)
 
 
+class ReportsJira(_Strict):
+    project: str
+    issue_type: str = "Bug"
+    labels: tuple[str, ...] = ()
+
+
+class ReportRoute(_Strict):
+    """Reports whose fields match (``category``, ``app``, ``platform``) go to ``team`` at ``priority``."""
+
+    match: dict[str, MatchValue]
+    team: str | None = None
+    priority: str | None = None
+
+    @field_validator("match")
+    @classmethod
+    def _fields(cls, value: dict[str, MatchValue]) -> dict[str, MatchValue]:
+        unknown = sorted(set(value) - REPORT_FIELDS)
+        if unknown:
+            raise ValueError(f"reports are matched by {sorted(REPORT_FIELDS)}, not {unknown}")
+        return value
+
+
+REPORT_FIELDS = frozenset({"category", "app", "platform"})
+
+
+class Reports(_Strict):
+    """Customer reports from the apps: their own Jira project, routed by category (to triage by default)."""
+
+    jira: ReportsJira
+    routes: tuple[ReportRoute, ...] = ()
+    default_priority: str = "Medium"
+
+
 class Policy(_Strict):
     jira: JiraPolicy
     operators: Audience
@@ -168,6 +201,7 @@ class Policy(_Strict):
     teams: dict[str, Audience] = Field(default_factory=dict)
     environments: dict[str, Environment] = Field(default_factory=dict)
     default_environment: Environment = Field(default_factory=Environment)
+    reports: Reports | None = None  # unset: reports go to the alerts' project, to triage
 
     def environment_named(self, name: str) -> Environment:
         return self.environments.get(name, self.default_environment)
@@ -193,6 +227,15 @@ def _cross_references(policy: Policy) -> list[tuple[tuple[Any, ...], str]]:
                     (
                         ("environments", env_name, "routes", index, "team"),
                         f"unknown team {route.team!r}; teams are {sorted(policy.teams)}",
+                    )
+                )
+    if policy.reports is not None:
+        for index, report_route in enumerate(policy.reports.routes):
+            if report_route.team is not None and report_route.team not in policy.teams:
+                found.append(
+                    (
+                        ("reports", "routes", index, "team"),
+                        f"unknown team {report_route.team!r}; teams are {sorted(policy.teams)}",
                     )
                 )
     return found

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from workflows.alerts import Alert
 from workflows.escaping import jira_text, one_line, truncate
+from workflows.reports import app_line
 from workflows.states import TicketState
 
 SUMMARY_LIMIT = 255
@@ -39,6 +40,13 @@ class TicketView:
     external_url: str = ""
     created_at: datetime | None = None
     version: int = 1
+    report_ref: str | None = None  # customer reports: the public reference
+    customer_sub: str | None = None
+    customer_email: str | None = None  # shown in full in Jira only, masked in Slack
+
+    @property
+    def is_report(self) -> bool:
+        return self.report_ref is not None
 
     @property
     def firing(self) -> int:
@@ -68,6 +76,8 @@ def _pairs(values: dict[str, str]) -> str:
 
 
 def description(ticket: TicketView) -> str:
+    if ticket.is_report:
+        return _report_description(ticket)
     lines = [
         f"*Problem:* {jira_text(one_line(ticket.title))}",
         f"*Source:* {jira_text(ticket.source)}    *Environment:* {jira_text(ticket.environment)}",
@@ -98,3 +108,20 @@ def description(ticket: TicketView) -> str:
 def comment(text: str) -> str:
     """A comment from the bot: our own words, but escaped all the same (they may quote outside text)."""
     return truncate(jira_text(text), DESCRIPTION_LIMIT)
+
+
+def _report_description(ticket: TicketView) -> str:
+    app = ticket.labels
+    reporter = f"{ticket.customer_sub} ({ticket.customer_email or 'no e-mail'})"
+    lines = [
+        f"*Reported by:* {jira_text(reporter)}",
+        f"*App:* {jira_text(app_line(app))}",
+        f"*Category:* {jira_text(app.get('category', ''))}    *Reference:* {jira_text(ticket.report_ref or '')}",
+        "",
+        jira_text(ticket.annotations.get("description") or "(no description)"),
+    ]
+    extra = {k.removeprefix("meta."): v for k, v in ticket.labels.items() if k.startswith("meta.")}
+    if extra:
+        lines += ["", f"*Details:* {_pairs(extra)}"]
+    lines += ["", f"_Reported from the app; opened by triage-bot; do not remove the label {ticket.dedup_label}._"]
+    return truncate("\n".join(lines), DESCRIPTION_LIMIT)

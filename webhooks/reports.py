@@ -1,0 +1,122 @@
+"""POST /reports and GET /reports/{id}: customer reports from the apps, authenticated by the customer's session.
+
+The session id (``X-Session-Id``) is checked with the apps' identity service (RFC 7662) before anything else is
+read; the report is validated whole, then stored with everything that follows from it in one transaction
+(bot.reports) before the 201. Refusals are JSON and change nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from bot import reports
+from bot.identity import Customer, IdentityUnavailable, ScopeMissing, SessionRefused, SessionVerifier
+from bot.runtime import Runtime
+from webhooks.deps import RuntimeDep
+from webhooks.errors import Refusal, jsonable_errors
+from webhooks.intake import read_json_object
+from workflows.reports import ReportIn
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+_REF = re.compile(r"^R-[0-9A-Z]{10}$")
+SessionHeader = Annotated[str | None, Header(alias="X-Session-Id")]
+
+
+def body_limit(runtime: Runtime) -> int:
+    """Room for the attachments (base64: 4 bytes for 3) and the text around them."""
+    settings = runtime.settings
+    return settings.report_attachments * (settings.report_attachment_bytes * 4 // 3 + 1024) + 256 * 1024
+
+
+async def customer_of(request: Request, session_id: str | None) -> Customer:
+    verifier: SessionVerifier | None = request.app.state.verifier
+    if verifier is None:
+        raise Refusal(
+            503,
+            "reports_off",
+            "reports are not configured on this server (TRIAGE_SESSION_INTROSPECTION_URL)",
+            {"Retry-After": "3600"},
+        )
+    if not session_id:
+        raise Refusal(401, "no_session", "send the customer's session id in X-Session-Id")
+    try:
+        return await verifier.verify(session_id)
+    except SessionRefused as exc:
+        raise Refusal(401, "invalid_session", str(exc)) from None
+    except ScopeMissing as exc:
+        raise Refusal(403, "insufficient_scope", str(exc)) from None
+    except IdentityUnavailable as exc:
+        raise Refusal(
+            503,
+            "identity_unavailable",
+            "the session cannot be checked right now; try again later",
+            {"Retry-After": str(exc.retry_after)},
+        ) from None
+
+
+def _check_limits(runtime: Runtime, report: ReportIn) -> None:
+    settings = runtime.settings
+    if len(report.attachments) > settings.report_attachments:
+        raise Refusal(422, "too_many_attachments", f"at most {settings.report_attachments} attachments")
+    for index, attachment in enumerate(report.attachments):
+        size = len(attachment.decoded())
+        if size > settings.report_attachment_bytes:
+            raise Refusal(
+                413,
+                "attachment_too_large",
+                f"attachments.{index} is {size} bytes; the limit is {settings.report_attachment_bytes}",
+            )
+
+
+@router.post("", status_code=201)
+async def create_report(
+    request: Request,
+    runtime: RuntimeDep,
+    x_session_id: SessionHeader = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    """A customer's report: 201 with its reference and status (the first answer again for a repeated key)."""
+    customer = await customer_of(request, x_session_id)
+    if idempotency_key is not None and not _KEY.match(idempotency_key):
+        raise Refusal(400, "bad_idempotency_key", "Idempotency-Key: 1 to 255 printable ASCII characters")
+    _, data = await read_json_object(request, body_limit(runtime))
+    try:
+        report = ReportIn.model_validate(data)
+    except ValidationError as exc:
+        raise Refusal(422, "invalid_request", jsonable_errors(exc.errors())) from None
+    _check_limits(runtime, report)
+    try:
+        answer = await run_in_threadpool(reports.accept, runtime, customer, report, idempotency_key)
+    except reports.RateLimited as exc:
+        raise Refusal(429, "rate_limited", str(exc), {"Retry-After": str(exc.retry_after)}) from None
+    except reports.KeyReused as exc:
+        raise Refusal(422, "idempotency_key_reused", str(exc)) from None
+    wake = request.app.state.pool.wake if request.app.state.pool else None
+    if wake is not None and not answer.replayed:
+        wake()
+    headers = {"Location": f"/reports/{answer.body['id']}"}
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
+
+
+@router.get("/{ref}")
+async def get_report(
+    request: Request,
+    runtime: RuntimeDep,
+    ref: Annotated[str, Path(max_length=32)],
+    x_session_id: SessionHeader = None,
+) -> dict[str, Any]:
+    """The status of one of the customer's own reports; anyone else's is not found."""
+    customer = await customer_of(request, x_session_id)
+    found = await run_in_threadpool(reports.lookup, runtime, customer, ref) if _REF.match(ref) else None
+    if found is None:
+        raise Refusal(404, "not_found", f"no report {ref}")
+    return found
