@@ -132,6 +132,27 @@ class JiraGateway:
         with outside_call("jira", "assign"):
             client._session.put(client._get_url(f"issue/{key}/assignee"), data=json.dumps({field: account}))
 
+    def attach(self, key: str, filename: str, content_type: str, data: bytes) -> str:
+        """Upload one file to the issue (multipart ``file``, with the XSRF opt-out Jira requires); its id."""
+        client = self.client
+        headers = {"X-Atlassian-Token": "no-check", "Content-Type": None}  # None: requests sets the boundary
+        with outside_call("jira", "attach"):
+            answer = client._session.post(
+                client._get_url(f"issue/{key}/attachments"),
+                files={"file": (filename, data, content_type)},
+                headers=headers,
+            ).json()
+        return str(answer[0]["id"])
+
+    def find_attachment(self, key: str, filename: str, size: int) -> str | None:
+        """The id of an attachment with this name and size, if an uncertain upload landed."""
+        with outside_call("jira", "attachments"):
+            issue = self.client.issue(key, fields="attachment")
+        for attachment in getattr(issue.fields, "attachment", None) or []:
+            if attachment.filename == filename and int(attachment.size) == size:
+                return str(attachment.id)
+        return None
+
     def transition(self, key: str, name: str, already_there: Callable[[str], bool] = lambda _status: False) -> bool:
         """Move the issue by transition name; False when it is already where the move leads (by the
         transition's target status, or by ``already_there(current status name)``)."""

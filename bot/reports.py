@@ -23,13 +23,13 @@ from bot.db import transaction
 from bot.identity import Customer
 from bot.models import IdempotentRequest, InboundEvent, ReportAttachment, Ticket
 from bot.runtime import Runtime
+from bot.settings import Settings
 from bot.ticket_store import dedup_hash, record
 from workflows.lifecycle import EffectKind
 from workflows.reports import SOURCE, STATUS_TEXT, ReportIn, route
 from workflows.states import TicketState, initial_state
 
 MAIL = "mail.send"
-ATTACH = "jira.attach"
 RATE_WINDOW = timedelta(minutes=1)
 IDEMPOTENCY_KEPT = timedelta(days=1)
 _REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U to misread
@@ -192,15 +192,22 @@ def _open_ticket(session: Session, runtime: Runtime, customer: Customer, report:
         )
         session.add(row)
         session.flush()
-        queue.enqueue(session, kind=ATTACH, lane=lane, payload={"attachment_id": row.id})
+        queue.enqueue(session, kind=EffectKind.JIRA_ATTACH.value, lane=lane, payload={"attachment_id": row.id})
     if customer.email:
-        send_mail(session, ticket, "receipt", {})
+        send_mail(session, runtime.settings, ticket, "receipt", {})
     return ticket
 
 
-def send_mail(session: Session, ticket: Ticket, kind: str, context: dict[str, str]) -> None:
+def mail_on(settings: Settings) -> bool:
+    """E-mail is sent when an SMTP server is configured (or the sandbox's catcher stands in for one)."""
+    return settings.smtp_url is not None or settings.mail_sandbox
+
+
+def send_mail(session: Session, settings: Settings, ticket: Ticket, kind: str, context: dict[str, str]) -> None:
     """Queue an e-mail to the ticket's customer. One lane per report keeps its e-mails in order; the Message-ID
     is fixed here, so a retried send is recognisable as the same message."""
+    if not mail_on(settings):
+        return
     assert ticket.id is not None
     assert ticket.report_ref
     assert ticket.customer_email

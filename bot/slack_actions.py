@@ -76,7 +76,7 @@ def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
         elif (problem := _input_problem(runtime.policy, runtime.slack.members, ticket, action, click)) is not None:
             tell(session, click["channel"], click["user"], f"Nothing changed: {slack_text(problem)}.")
         else:
-            _carry_out(session, runtime.policy, ticket, action, verdict.to, click)
+            _carry_out(session, runtime, ticket, action, verdict.to, click)
 
 
 def _who_moved_it(session: Session, ticket: Ticket) -> str | None:
@@ -162,10 +162,11 @@ def _input_problem(
 
 
 def _carry_out(
-    session: Session, policy: Policy, ticket: Ticket, action: Action, to: TicketState, click: dict[str, Any]
+    session: Session, runtime: Runtime, ticket: Ticket, action: Action, to: TicketState, click: dict[str, Any]
 ) -> None:
-    """Record the move and queue its mirror images: Jira status, assignee and comment; the cards; the thread."""
-    user = click["user"]
+    """Record the move and queue its mirror images: Jira status, assignee and comment; the cards; the thread;
+    for a customer's ticket closed with a message, the e-mail."""
+    policy, user = runtime.policy, click["user"]
     what, shown = "", ""  # after the new state: for Jira and the history; for Slack (mrkdwn, with mentions)
     assign_to: tuple[str | None] | tuple[()] = ()
     if action is Action.ASSIGN_TEAM:
@@ -208,7 +209,9 @@ def _carry_out(
             session, kind=effect.kind.value, lane=lane, payload=effect.payload, coalesce=effect.kind in COALESCED
         )
     if action is Action.CLOSE and ticket.customer_email and said:
-        send_mail(session, ticket, "closed", {"message": said})  # the customer hears what the operator wrote
+        send_mail(
+            session, runtime.settings, ticket, "closed", {"message": said}
+        )  # the customer hears what the operator wrote
 
 
 _SAID = {Action.RESOLVE: "What was done", Action.CLOSE: "Message for the customer"}

@@ -24,7 +24,7 @@ from bot.alert_processing import ticket_lane, ticket_of_lane
 from bot.clock import utcnow
 from bot.db import transaction
 from bot.metrics import TICKET_LATENCY, TICKETS_CREATED, TICKETS_UPDATED
-from bot.models import Ticket, TicketCard
+from bot.models import ReportAttachment, Ticket, TicketCard
 from bot.retry import PermanentError, TryLater
 from bot.runtime import Runtime
 from bot.slack_gateway import CHANNEL_UNREACHABLE
@@ -193,6 +193,26 @@ def jira_assign(runtime: Runtime, ctx: JobContext) -> None:
     TICKETS_UPDATED.labels("assignee").inc()
 
 
+def jira_attach(runtime: Runtime, ctx: JobContext) -> None:
+    """One file a customer attached, onto the Jira issue; the stored copy is dropped once it is there."""
+    ticket = _load(runtime, _ticket_id(ctx))
+    key = _require_issue(ticket)
+    attachment_id = json.loads(ctx.job.payload)["attachment_id"]
+    with transaction(runtime.engine) as session:
+        row = session.get(ReportAttachment, attachment_id)
+        if row is None or row.jira_attachment_id or row.data is None:
+            return
+        session.expunge(row)
+    assert row.data is not None
+    found = runtime.jira.find_attachment(key, row.filename, row.size) if ctx.job.attempts > 1 else None
+    jira_id = found or runtime.jira.attach(key, row.filename, row.content_type, row.data)
+    with ctx.final() as session:
+        stored = session.get(ReportAttachment, attachment_id)
+        assert stored is not None
+        stored.jira_attachment_id, stored.data = jira_id, None
+        session.add(stored)
+
+
 def _say(ctx: JobContext, mrkdwn: str) -> None:
     """Finish the job with a line in the card's thread (our own mrkdwn: outside text escaped by the caller)."""
     with ctx.final() as session:
@@ -343,6 +363,7 @@ HANDLERS: dict[str, Handler] = {
     EffectKind.JIRA_COMMENT.value: jira_comment,
     EffectKind.JIRA_TRANSITION.value: jira_transition,
     EffectKind.JIRA_ASSIGN.value: jira_assign,
+    EffectKind.JIRA_ATTACH.value: jira_attach,
     EffectKind.SLACK_CARD.value: slack_card,
     EffectKind.SLACK_NOTE.value: slack_note,
 }

@@ -26,6 +26,7 @@ class EffectKind(StrEnum):
     JIRA_COMMENT = "jira.comment"
     JIRA_TRANSITION = "jira.transition"
     JIRA_ASSIGN = "jira.assign"  # the assignee, from a Slack user (found in Jira by e-mail)
+    JIRA_ATTACH = "jira.attach"  # a file a customer attached to a report
     SLACK_CARD = "slack.card"  # post or edit the ticket's card from the stored ticket
     SLACK_NOTE = "slack.note"  # a line of history in the card's thread
 

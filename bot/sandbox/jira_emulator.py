@@ -22,6 +22,7 @@ import logging
 import queue
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException
 
 from bot.sandbox import jql
@@ -71,6 +73,7 @@ FIELD_DEFS = [  # id, name, schema type, JQL clause names
     ("issuetype", "Issue Type", "issuetype", ["issuetype", "type"]),
     ("project", "Project", "project", ["project"]),
     ("comment", "Comment", "comments-page", ["comment"]),
+    ("attachment", "Attachment", "array", ["attachments"]),
     ("issuekey", "Key", "string", ["id", "issue", "issuekey", "key"]),
 ]
 ISSUE_FIELDS = [f[0] for f in FIELD_DEFS if f[0] not in ("statusCategory", "issuekey")]
@@ -276,6 +279,17 @@ class _Issue:
     updated: str = ""
     comments: list[_Comment] = field(default_factory=list)
     changelog: list[Json] = field(default_factory=list)
+    attachments: list[_Attachment] = field(default_factory=list)
+
+
+@dataclass
+class _Attachment:
+    id: str
+    filename: str
+    mime_type: str
+    data: bytes
+    author: str
+    created: str
 
 
 def jira_time(ts: float | None = None) -> str:
@@ -1011,6 +1025,36 @@ class JiraEmulator:
             data["properties"] = c.properties
         return data
 
+    def attachment_json(self, att: _Attachment, ctx: Ctx) -> Json:
+        return {
+            "self": ctx.api(f"attachment/{att.id}"),
+            "id": att.id,
+            "filename": att.filename,
+            "author": self._person(att.author, ctx),
+            "created": att.created,
+            "size": len(att.data),
+            "mimeType": att.mime_type,
+            "content": f"{ctx.base}secure/attachment/{att.id}/{urllib.parse.quote(att.filename)}",
+        }
+
+    def attach(
+        self, key: str, files: list[tuple[str, str, bytes]], user: EmulatedUser
+    ) -> tuple[_Issue, list[_Attachment]]:
+        """``POST issue/{key}/attachments``: (filename, media type, content) for each ``file`` part."""
+        with self.lock:
+            iss = self.get(key)
+            added = [
+                _Attachment(str(next(self._other_ids)), name, mime, data, user.account_id, jira_time())
+                for name, mime, data in files
+            ]
+            iss.attachments.extend(added)
+            iss.updated = jira_time()
+        return iss, added
+
+    def attachment(self, attachment_id: str) -> _Attachment | None:
+        with self.lock:
+            return next((a for i in self._issues.values() for a in i.attachments if a.id == attachment_id), None)
+
     def issue_json(
         self, iss: _Issue, ctx: Ctx, wanted: list[str] | None, *, full: bool = False, expand: str = ""
     ) -> Json:
@@ -1039,6 +1083,7 @@ class JiraEmulator:
             "project": self.project_json(iss.project, ctx, types=False),
             "comment": {"comments": comments, "self": ctx.api(f"issue/{iss.id}/comment"), "maxResults": len(comments)}
             | {"total": len(comments), "startAt": 0},
+            "attachment": [self.attachment_json(a, ctx) for a in iss.attachments],
         }
         data: Json = {"expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations"}
         data |= {
@@ -1253,6 +1298,30 @@ def create_jira_emulator(
         iss, comment = emu.comment(key, data, me(request), c.ver == "3")
         with emu.lock:
             return emu.comment_json(comment, iss, c, "properties" in request.query_params.get("expand", ""))
+
+    @app.post(api + "/issue/{key}/attachments")
+    async def add_attachments(request: Request, key: str) -> list[Json]:
+        c = ctx(request)
+        if request.headers.get("x-atlassian-token", "").lower() != "no-check":
+            raise JiraError(403, ["XSRF check failed"])
+        form = await request.form()
+        parts = [p for p in form.getlist("file") if isinstance(p, StarletteUpload)]
+        if not parts:
+            raise JiraError(400, ["No attachments were found in the request (send them as multipart 'file' parts)."])
+        files = [
+            (p.filename or "attachment", p.content_type or "application/octet-stream", await p.read()) for p in parts
+        ]
+        _, added = emu.attach(key, files, me(request))
+        with emu.lock:
+            return [emu.attachment_json(a, c) for a in added]
+
+    @app.get("/secure/attachment/{attachment_id}/{filename}")
+    async def attachment_content(request: Request, attachment_id: str, filename: str) -> Response:
+        ctx(request)
+        att = emu.attachment(attachment_id)
+        if att is None:
+            raise JiraError(404, ["The attachment does not exist."])
+        return Response(att.data, media_type=att.mime_type)
 
     @app.get(api + "/issue/{key}/comment")
     async def comments(request: Request, key: str, startAt: int = 0, maxResults: int = 5000) -> Json:
