@@ -26,6 +26,7 @@ from workflows.reports import ReportIn
 router = APIRouter(prefix="/reports", tags=["reports"])
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 _REF = re.compile(r"^R-[0-9A-Z]{10}$")
+SUB_LIMIT = 255  # tickets.customer_sub
 SessionHeader = Annotated[str | None, Header(alias="X-Session-Id")]
 
 
@@ -39,15 +40,12 @@ async def customer_of(request: Request, session_id: str | None) -> Customer:
     verifier: SessionVerifier | None = request.app.state.verifier
     if verifier is None:
         raise Refusal(
-            503,
-            "reports_off",
-            "reports are not configured on this server (TRIAGE_SESSION_INTROSPECTION_URL)",
-            {"Retry-After": "3600"},
+            503, "reports_off", "reports are not configured on this server (TRIAGE_SESSION_INTROSPECTION_URL)"
         )
     if not session_id:
         raise Refusal(401, "no_session", "send the customer's session id in X-Session-Id")
     try:
-        return await verifier.verify(session_id)
+        customer = await verifier.verify(session_id)
     except SessionRefused as exc:
         raise Refusal(401, "invalid_session", str(exc)) from None
     except ScopeMissing as exc:
@@ -59,6 +57,9 @@ async def customer_of(request: Request, session_id: str | None) -> Customer:
             "the session cannot be checked right now; try again later",
             {"Retry-After": str(exc.retry_after)},
         ) from None
+    if len(customer.sub) > SUB_LIMIT:
+        raise Refusal(401, "invalid_session", "the identity service named the customer with an over-long id")
+    return customer
 
 
 def _check_limits(runtime: Runtime, report: ReportIn) -> None:
