@@ -6,6 +6,8 @@ from bot.alert_processing import KIND as ALERT_PROCESS
 from bot.alert_processing import process_alert
 from bot.jira_events import KIND as JIRA_EVENT
 from bot.jira_events import handle_jira_event
+from bot.mail_jobs import KIND as MAIL_SEND
+from bot.mail_jobs import send as send_mail
 from bot.manual_tickets import KIND as TICKET_NEW
 from bot.manual_tickets import open_ticket
 from bot.slack_actions import EPHEMERAL, handle_slack_action, send_ephemeral
@@ -21,5 +23,6 @@ def all_handlers() -> dict[str, Handler]:
         SLACK_ACTION: handle_slack_action,
         EPHEMERAL: send_ephemeral,
         TICKET_NEW: open_ticket,
+        MAIL_SEND: send_mail,
         **TICKET_EFFECTS,
     }

@@ -21,6 +21,7 @@ from bot.alert_processing import ticket_lane
 from bot.clock import utcnow
 from bot.db import transaction
 from bot.identity import Customer
+from bot.mail_jobs import KIND as MAIL_SEND
 from bot.models import IdempotentRequest, InboundEvent, ReportAttachment, Ticket
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -29,7 +30,6 @@ from workflows.lifecycle import EffectKind
 from workflows.reports import SOURCE, STATUS_TEXT, ReportIn, route
 from workflows.states import TicketState, initial_state
 
-MAIL = "mail.send"
 RATE_WINDOW = timedelta(minutes=1)
 IDEMPOTENCY_KEPT = timedelta(days=1)
 _REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U to misread
@@ -213,7 +213,7 @@ def send_mail(session: Session, settings: Settings, ticket: Ticket, kind: str, c
     assert ticket.customer_email
     queue.enqueue(
         session,
-        kind=MAIL,
+        kind=MAIL_SEND,
         lane=f"mail:{ticket.report_ref}",
         payload={
             "ticket_id": ticket.id,

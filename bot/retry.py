@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import math
 import random
+import smtplib
 import socket
 import time
 from dataclasses import dataclass
@@ -92,9 +93,23 @@ def classify(exc: BaseException) -> Verdict:
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         status = exc.response.status_code
         return Verdict(status in _RETRYABLE_HTTP, parse_retry_after(exc.response.headers.get("Retry-After")))
+    if isinstance(exc, smtplib.SMTPException):  # before OSError, its base class
+        return _smtp_verdict(exc)
     if isinstance(exc, requests.RequestException | SlackRequestError | OSError | socket.timeout | TimeoutError):
         return Verdict(True)
     return Verdict(False)
+
+
+def _smtp_verdict(exc: smtplib.SMTPException) -> Verdict:
+    """SMTP says in the reply code whether to try again: 4xx is temporary (greylisting, a full queue, 421 while
+    the server restarts), 5xx final (550 no such mailbox, 554, 535 a wrong password). A dropped connection is
+    retried; other client-side errors (no STARTTLS, no AUTH, SMTPUTF8 needed) are configuration, not luck."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return Verdict(bool(codes) and not any(500 <= code < 600 for code in codes))
+    if isinstance(exc, smtplib.SMTPResponseException):  # sender refused, data refused, greeting, HELO, AUTH
+        return Verdict(not 500 <= exc.smtp_code < 600)  # 4xx, or a garbled reply (-1): try again
+    return Verdict(isinstance(exc, smtplib.SMTPServerDisconnected))
 
 
 class _Attempt:

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 
 from bot.db import make_engine
 from bot.jira_gateway import JiraGateway
+from bot.mailer import Mailer, MailTemplates, load_templates
 from bot.settings import Settings
 from bot.slack_gateway import SlackGateway
 from workflows.policy import Policy, load_policy
@@ -20,6 +21,8 @@ class Runtime:
     policy: Policy
     jira: JiraGateway
     slack: SlackGateway
+    mail_templates: MailTemplates
+    mailer: Mailer | None = None  # None: no e-mail (no SMTP server; the sandbox sets its catcher's at start)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -29,4 +32,6 @@ class Runtime:
             policy=load_policy(settings.policy),
             jira=JiraGateway(settings),
             slack=SlackGateway(settings),
+            mail_templates=load_templates(settings),  # a broken override stops the start, naming the file
+            mailer=Mailer(settings) if settings.smtp_url is not None else None,
         )

@@ -17,6 +17,7 @@ from sqlmodel import Session
 from bot import logs, migrate, queue
 from bot.handlers import all_handlers
 from bot.identity import SessionVerifier
+from bot.mailer import Mailer
 from bot.metrics import register_queue_collector
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
@@ -51,6 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             # Before the workers start: a token Slack refuses ends the start here (SystemExit, naming the variable).
             socket_mode = await SlackSocketMode.start(app.state.bolt, settings)
+        if catcher is not None:
+            catcher.start()  # the sandbox's SMTP server, on a free port: its mail at /sandbox/mail
+            runtime.mailer = Mailer(settings, catcher.target)
         pool = WorkerPool(runtime, all_handlers(), settings.workers) if settings.workers else None
         app.state.pool = pool
         if pool is not None:
@@ -63,6 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "slack": "emulator" if settings.slack_sandbox else settings.slack_api_url,
                     "jira_browse": f"{settings.base_url}/sandbox/jira/_emulator/issues",
                     "slack_messages": f"{settings.base_url}/sandbox/slack/_emulator/messages",
+                    "mail": f"{settings.base_url}/sandbox/mail/_emulator/messages" if catcher else None,
+                    "identity": "emulator (sessions sandbox-session-jane, -john)"
+                    if settings.identity_sandbox
+                    else None,
                 },
             )
         log.info("triage-bot ready", extra={"listen": settings.local_url, "workers": settings.workers})
@@ -71,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if app.state.verifier is not None:
                 await app.state.verifier.aclose()
+            if catcher is not None:
+                await run_in_threadpool(catcher.stop)
             if socket_mode is not None:
                 await socket_mode.close()  # no more clicks in; the ones acked are stored already
             if pool is not None:
@@ -95,6 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from bot.sandbox.jira_emulator import create_jira_emulator
 
         app.mount("/sandbox/jira", create_jira_emulator())
+    catcher = None
+    if settings.mail_sandbox:
+        from bot.sandbox.mail_catcher import MailCatcher, create_mail_catcher_app
+
+        catcher = MailCatcher()
+        app.mount("/sandbox/mail", create_mail_catcher_app(catcher))
     if settings.identity_sandbox:
         from bot.sandbox.identity_emulator import create_identity_emulator
 

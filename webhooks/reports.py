@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from bot import reports
 from bot.identity import Customer, IdentityUnavailable, ScopeMissing, SessionRefused, SessionVerifier
+from bot.metrics import REPORTS_RECEIVED
 from bot.runtime import Runtime
 from webhooks.deps import RuntimeDep
 from webhooks.errors import Refusal, jsonable_errors
@@ -100,8 +101,10 @@ async def create_report(
     except reports.KeyReused as exc:
         raise Refusal(422, "idempotency_key_reused", str(exc)) from None
     wake = request.app.state.pool.wake if request.app.state.pool else None
-    if wake is not None and not answer.replayed:
-        wake()
+    if not answer.replayed:
+        REPORTS_RECEIVED.labels(report.category).inc()
+        if wake is not None:
+            wake()
     headers = {"Location": f"/reports/{answer.body['id']}"}
     if answer.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -4,6 +4,8 @@ Slack, its status for the customer, and e-mail when it is received and when it i
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +16,7 @@ from sqlalchemy import text
 
 from bot.db import make_engine
 from bot.sandbox.identity_emulator import IdentityEmulator, create_identity_emulator
+from bot.sandbox.mail_catcher import MailCatcher
 from bot.sandbox.server_thread import ServerThread
 from bot.settings import SANDBOX_IDENTITY_TOKEN
 from tests.conftest import Emulators
@@ -141,3 +144,158 @@ def test_refusals_change_nothing(
     assert json.dumps(emulators.slack.messages()).count("jane.doe@example.com") == 0
     assert [i["fields"]["project"]["key"] for i in issues(emulators)] == ["SUP", "SUP", "SUP"]
     assert len(cards(emulators, "C0PAY")) == 3
+
+
+@pytest.fixture
+def mail() -> Iterator[MailCatcher]:
+    with MailCatcher() as catcher:
+        yield catcher
+
+
+def mail_env(catcher: MailCatcher) -> dict[str, str]:
+    return {
+        "TRIAGE_SMTP_URL": f"smtp://127.0.0.1:{catcher.port}?starttls=off",
+        "TRIAGE_MAIL_FROM": "Support <help@shop.example>",
+    }
+
+
+def test_a_report_from_the_app_to_the_closing_email(
+    make_bot: Any,
+    emulators: Emulators,
+    database_url: str,
+    identity: tuple[IdentityEmulator, str],
+    mail: MailCatcher,
+) -> None:
+    _, url = identity
+    bot: BotProcess = make_bot(**identity_env(url), **mail_env(mail))
+    screenshot = base64.b64encode(b"\x89PNG fake screenshot").decode()
+    body = report(
+        "Refund missing\r\nBcc: everyone@example.com",
+        category="refunds",  # no route: the operators triage it
+        attachments=[{"filename": "../../etc/screen shot.png", "content_type": "image/png", "data": screenshot}],
+    )
+    created = post(bot, body, **{"Idempotency-Key": "app-retry-1"})
+    assert created.status_code == 201, created.text
+    ref = created.json()["id"]
+    assert created.headers["Location"] == f"/reports/{ref}"
+
+    def status() -> str:
+        answer = httpx.get(f"{bot.url}/reports/{ref}", headers={"X-Session-Id": JANE})
+        assert answer.status_code == 200
+        return str(answer.json()["status"])
+
+    assert status() == "open"
+    queue_drained(database_url)
+
+    # The receipt: to the customer, with the reference; the CR/LF in the subject added no header.
+    [receipt] = mail.wait_for(1)
+    assert receipt["to"] == ["jane.doe@example.com"] and ref in receipt["subject"] and ref in receipt["text"]
+    headers = email.message_from_string(receipt["raw"], policy=email.policy.default)
+    assert headers["Bcc"] is None and "Bcc: everyone@example.com" in str(headers["Subject"])  # text, not a header
+
+    # The Jira issue: the reports project, the full reporter, the file attached.
+    [issue] = issues(emulators)
+    assert (issue["fields"]["project"]["key"], issue["fields"]["issuetype"]["name"]) == ("SUP", "Bug")
+    described = issue["fields"]["description"]
+    assert "jane.doe@example.com" in described and ref.replace("-", "\\-") in described  # wiki markup escaped
+    [attached] = issue["fields"]["attachment"]
+    assert (attached["filename"], attached["mimeType"], attached["size"]) == ("screen shot.png", "image/png", 20)
+    assert "category-refunds" in issue["fields"]["labels"]
+
+    # The card: who reported it, masked; the full address appears nowhere in Slack.
+    [card] = cards(emulators, "C0OPS")
+    shown = json.dumps(card["blocks"])
+    assert "customer-1001 (j***@example.com)" in shown and "Shop 4.2.0 (ios)" in shown
+    assert "jane.doe@example.com" not in json.dumps(emulators.slack.messages())
+
+    # Triage by clicks: the customer's status follows each step.
+    from tests.e2e.helpers import click, press_with_form
+
+    def press(channel: str, label: str, user: str, values: dict[str, dict[str, str]] | None = None) -> None:
+        [shown_card] = [c for c in cards(emulators, channel) if ref in json.dumps(c["blocks"])]
+        if values is None:
+            assert click(bot.url, emulators, channel, shown_card["ts"], label, user).status_code == 200
+        else:
+            assert (
+                press_with_form(bot.url, emulators, channel, shown_card["ts"], label, user, values).status_code == 200
+            )
+        queue_drained(database_url)
+
+    press("C0OPS", "Assign team", "U0OP1", {"team": {"team": "payments"}})
+    assert status() == "assigned"
+    press("C0PAY", "Assign member", "U0PA1", {"member": {"member": "U0PA1"}})
+    assert status() == "in_progress"
+    press("C0PAY", "Resolve", "U0PA1", {"done": {"done": "Refund re-sent"}})
+    assert status() == "resolved"
+    press("C0OPS", "Request QA", "U0OP1")
+    assert status() == "in_qa"
+    press("C0QA", "QA pass", "U0QA1")
+    assert status() == "resolved"
+    # Close asks for the message for the customer, because there is one.
+    message = "Your refund of 12.50 was sent again today.\nSorry for the wait."
+    press("C0OPS", "Close", "U0OP1", {"message": {"message": message}})
+    closed = httpx.get(f"{bot.url}/reports/{ref}", headers={"X-Session-Id": JANE}).json()
+    assert (closed["status"], closed["status_text"]) == ("closed", "Closed")
+
+    receipt_again, closing = mail.wait_for(2)
+    assert receipt_again["message_id"] == receipt["message_id"]
+    assert closing["to"] == ["jane.doe@example.com"] and ref in closing["subject"]
+    assert "Your refund of 12.50 was sent again today." in closing["text"] and ref in closing["text"]
+    assert "Sorry for the wait." in closing["html"]
+    assert [i["fields"]["status"]["name"] for i in issues(emulators)] == ["Done"]
+    # The app retried its first request: the same answer, nothing new, no second receipt.
+    again = post(bot, body, **{"Idempotency-Key": "app-retry-1"})
+    assert again.json()["id"] == ref
+    queue_drained(database_url)
+    assert len(mail.messages()) == 2 and len(issues(emulators)) == 1
+
+
+def test_smtp_down_while_tickets_close(
+    make_bot: Any,
+    emulators: Emulators,
+    database_url: str,
+    identity: tuple[IdentityEmulator, str],
+    mail: MailCatcher,
+) -> None:
+    """E-mails wait for the SMTP server and go out once each when it is back."""
+    _, url = identity
+    bot: BotProcess = make_bot(**identity_env(url), **mail_env(mail))
+    mail.set_down(True)
+    refs = [post(bot, report(f"problem {n}", category="other")).json()["id"] for n in range(3)]
+    queue_drained_but_mail(database_url)
+    from tests.e2e.helpers import press_with_form
+
+    for ref in refs:
+        [card] = [c for c in cards(emulators, "C0OPS") if ref in json.dumps(c["blocks"])]
+        values = {"message": {"message": f"closing {ref}"}}
+        assert press_with_form(bot.url, emulators, "C0OPS", card["ts"], "Close", "U0OP1", values).status_code == 200
+    queue_drained_but_mail(database_url)
+    assert mail.messages() == []
+    mail.set_down(False)
+    queue_drained(database_url, timeout=90)
+    sent = mail.messages()
+    assert len(sent) == 6 and len({m["message_id"] for m in sent}) == 6
+    for ref in refs:
+        mine = [m for m in sent if ref in m["subject"]]
+        assert len(mine) == 2 and f"closing {ref}" in mine[1]["text"]  # the receipt first, then the closing
+
+
+def queue_drained_but_mail(database_url: str) -> None:
+    """Wait until only e-mail jobs (waiting for the SMTP server) are left."""
+    from tests.harness import wait_until
+
+    engine = make_engine(database_url)
+
+    def check() -> bool:
+        with engine.connect() as conn:
+            left = conn.execute(
+                text("SELECT count(*) FROM jobs WHERE status IN ('pending', 'running') AND kind <> 'mail.send'")
+            ).scalar_one()
+            dead = conn.execute(text("SELECT count(*) FROM jobs WHERE status = 'dead'")).scalar_one()
+        assert dead == 0
+        return int(left) == 0
+
+    try:
+        wait_until(check, timeout=60, interval=0.1, what="everything but e-mail to be done")
+    finally:
+        engine.dispose()
