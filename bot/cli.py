@@ -261,6 +261,121 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+REPORT_STEPS = (  # (channel, button, who, form values): a billing report, routed straight to payments
+    ("C0PAY", "Assign member", "U0PA1", {"member": {"member": "U0PA1"}}),
+    ("C0PAY", "Resolve", "U0PA1", {"done": {"done": "Re-ran the failed refund."}}),
+    ("C0OPS", "Close", "U0OP1", {"message": {"message": "Your refund was sent again today. Sorry for the wait!"}}),
+)
+
+
+def cmd_demo_report(args: argparse.Namespace) -> int:
+    """The customer loop in the sandbox: a report from the app, its receipt, triage by clicks in the Slack
+    emulator (the signed requests Slack would send, delivered here), and the closing e-mail."""
+    import httpx
+
+    token = args.token or os.environ.get("TRIAGE_WEBHOOK_TOKEN") or "sandbox-webhook-token"
+    session = {"X-Session-Id": "sandbox-session-jane"}
+    report = {
+        "subject": "I was charged twice",
+        "description": "My card was charged twice for order 1234.",
+        "category": "billing",
+        "app": {"name": "Shop", "version": "4.2.0", "platform": "ios"},
+        "metadata": {"device": "iPhone 15", "locale": "en_GB"},
+    }
+    with httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
+        print(f"-> POST {args.url}/reports as the app of jane.doe@example.com (sandbox session)")
+        try:
+            answer = client.post("/reports", json=report, headers=session)
+        except httpx.HTTPError as exc:
+            return _fail(f"cannot reach {args.url}: {exc}; is `triage-bot serve` (make run) running?")
+        if answer.status_code != 201:
+            return _fail(f"the server answered {answer.status_code}: {answer.text} (--report needs `make run`)")
+        ref = answer.json()["id"]
+        print(f"<- 201 report {ref}: {answer.json()['status_text']}")
+
+        def ticket() -> dict[str, Any]:
+            found = client.get("/api/tickets", params={"dedup_key": f"report:{ref}"}).json()["tickets"]
+            return found[0] if found else {}
+
+        def wait(what: str, ready: Any) -> Any:
+            deadline = time.monotonic() + args.wait
+            while time.monotonic() < deadline:
+                value = ready()
+                if value:
+                    return value
+                time.sleep(0.3)
+            raise SystemExit(_fail(f"{what} did not happen within {args.wait}s; see `triage-bot jobs`", 1))
+
+        def mail(kind: str) -> dict[str, Any]:
+            """The e-mail of this kind for this report, once the catcher has it."""
+
+            def arrived() -> dict[str, Any] | None:
+                messages: list[dict[str, Any]] = client.get("/sandbox/mail/_emulator/messages").json()
+                return next((m for m in messages if f"{ref}.{kind}." in m["message_id"]), None)
+
+            found: dict[str, Any] = wait(f"the {kind} e-mail", arrived)
+            return found
+
+        ticket_row = wait(
+            "the ticket and its card", lambda: (t := ticket()).get("jira_key") and t.get("slack_ts") and t
+        )
+        print(f"   Jira {ticket_row['jira_key']} in project SUP, card in {ticket_row['slack_channel']}")
+        receipt = mail("receipt")
+        print(f"   e-mail to {receipt['to']}: {receipt['subject']}")
+        for channel, label, user, values in REPORT_STEPS:
+            state_before = ticket()["state"]
+            card = wait(
+                f"{label} on the card in {channel}", lambda c=channel, b=label: _card_in(client, c, ticket()["id"], b)
+            )
+            views = len(client.get("/sandbox/slack/_emulator/views").json()["views"])
+            _deliver(
+                client,
+                client.post(
+                    "/sandbox/slack/_emulator/click",
+                    json={"channel": channel, "ts": card, "label": label, "user": user},
+                ).json(),
+            )
+            wait(
+                f"the {label} form",
+                lambda v=views: len(client.get("/sandbox/slack/_emulator/views").json()["views"]) > v,
+            )
+            _deliver(
+                client,
+                client.post("/sandbox/slack/_emulator/submit_view", json={"user": user, "values": values}).json(),
+            )
+            wait(f"{label}", lambda s=state_before: ticket()["state"] != s)
+            status = client.get(f"/reports/{ref}", headers=session).json()
+            print(f'   {user} pressed {label} in {channel}: the customer now sees "{status["status_text"]}"')
+        closing = mail("closed")
+        print(f"   e-mail to {closing['to']}: {closing['subject']}")
+        for line in closing["text"].splitlines()[:8]:
+            print(f"   | {line}")
+    return 0
+
+
+def _card_in(client: Any, channel: str, ticket_id: int, button: str) -> str | None:
+    """The ts of the ticket's card in ``channel``, once it shows ``button``."""
+    messages = client.get("/sandbox/slack/_emulator/messages", params={"channel": channel}).json()["messages"]
+    for message in messages:
+        payload = (message.get("metadata") or {}).get("event_payload") or {}
+        if (
+            not message.get("thread_ts")
+            and payload.get("ticket_id") == ticket_id
+            and button in json.dumps(message["blocks"])
+        ):
+            return str(message["ts"])
+    return None
+
+
+def _deliver(client: Any, signed: dict[str, Any]) -> None:
+    """Deliver a request the Slack emulator signed, as Slack's network would."""
+    if not signed.get("ok"):
+        raise SystemExit(_fail(f"the Slack emulator could not make the request: {signed.get('error')}", 1))
+    answer = client.post("/slack/events", content=signed["body"], headers=signed["headers"])
+    if answer.status_code != 200:
+        raise SystemExit(_fail(f"/slack/events answered {answer.status_code}: {answer.text}", 1))
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     import uvicorn
     from fastapi import FastAPI
@@ -320,7 +435,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--url", default="http://127.0.0.1:8080")
     demo.add_argument("--token")
     demo.add_argument("--wait", type=float, default=30.0)
-    demo.set_defaults(func=cmd_demo)
+    demo.add_argument("--report", action="store_true", help="a customer report, through triage to the closing e-mail")
+    demo.set_defaults(func=lambda a: cmd_demo_report(a) if a.report else cmd_demo(a))
 
     sandbox = sub.add_parser("sandbox", help="run the Jira and Slack emulators alone")
     sandbox.add_argument("--host", default="127.0.0.1")

@@ -852,6 +852,27 @@ def create_slack_emulator(
     async def get_views() -> JSON:
         return {"ok": True, "views": emu.views()}
 
+    @app.post("/_emulator/click")
+    async def make_click(request: Request) -> JSON:
+        """The signed request Slack would send for a click ({channel, ts, label, user}): the caller delivers it
+        to the app's Request URL, standing in for Slack's network (``triage-bot demo --report`` does)."""
+        data = await request.json()
+        try:
+            body, headers = emu.click(str(data["channel"]), str(data["ts"]), str(data["label"]), str(data["user"]))
+        except (KeyError, ValueError) as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": True, "body": body, "headers": headers}
+
+    @app.post("/_emulator/submit_view")
+    async def make_submission(request: Request) -> JSON:
+        """The signed view_submission for the newest modal ({user, values}), for the caller to deliver."""
+        data = await request.json()
+        try:
+            body, headers = emu.submit_view(str(data["user"]), data["values"])
+        except (KeyError, ValueError) as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": True, "body": body, "headers": headers}
+
     @app.get("/_emulator/requests")
     async def get_requests() -> JSON:
         return {"ok": True, "requests": emu.requests()}

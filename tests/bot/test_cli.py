@@ -120,3 +120,30 @@ def test_dead_jobs_are_listed_and_retried(bot: BotProcess, emulators: Emulators,
 def test_a_real_jira_alone_still_needs_a_webhook_token() -> None:
     result = cli("jobs", TRIAGE_JIRA_URL="https://example.atlassian.net", TRIAGE_JIRA_TOKEN="t", TRIAGE_JIRA_USER="u")
     assert result.returncode == 2 and "TRIAGE_WEBHOOK_TOKEN is required" in result.stderr
+
+
+def test_the_sandbox_shows_the_whole_customer_loop(tmp_path: Path) -> None:
+    """`make run` (full sandbox: emulated Jira, Slack, identity service and mail) and `triage-bot demo --report`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
+    bot = BotProcess(env={"TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path}/sandbox.db"}, log_path=tmp_path / "bot.log")
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("TRIAGE_")}  # no TRIAGE_* but these
+    try:
+        try:
+            bot.start()
+        finally:
+            os.environ.update(saved)
+        demo = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "demo", "--report", "--url", bot.url],
+            capture_output=True,
+            text=True,
+            env=clean,
+            timeout=90,
+            check=False,
+        )
+    finally:
+        bot.kill()
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    out = demo.stdout
+    assert "<- 201 report R-" in out and "We received your report" in out
+    assert 'pressed Close in C0OPS: the customer now sees "Closed"' in out
+    assert "Your report is closed" in out and "Your refund was sent again today." in out
