@@ -20,6 +20,7 @@ from bot import queue
 from bot.alert_processing import ticket_lane
 from bot.clock import utcnow
 from bot.db import transaction
+from bot.housekeeping import IDEMPOTENCY_KEPT
 from bot.identity import Customer
 from bot.mail_jobs import KIND as MAIL_SEND
 from bot.models import IdempotentRequest, InboundEvent, ReportAttachment, Ticket
@@ -31,7 +32,6 @@ from workflows.reports import SOURCE, STATUS_TEXT, ReportIn, route
 from workflows.states import TicketState, initial_state
 
 RATE_WINDOW = timedelta(minutes=1)
-IDEMPOTENCY_KEPT = timedelta(days=1)
 _REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U to misread
 
 

@@ -15,11 +15,10 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 
 from sqlmodel import Session
 
-from bot import queue
+from bot import housekeeping, queue
 from bot.db import transaction
 from bot.metrics import JOBS_FAILED, JOBS_FINISHED
 from bot.models import Job
@@ -30,7 +29,6 @@ log = logging.getLogger("triage.worker")
 
 Handler = Callable[[Runtime, "JobContext"], None]
 HOUSEKEEPING_SECONDS = 600.0
-KEEP_DONE = timedelta(days=7)
 
 
 class JobContext:
@@ -191,11 +189,8 @@ class WorkerPool:
     def _housekeeping(self) -> None:
         while not self._stop.wait(HOUSEKEEPING_SECONDS):
             try:
-                retention = timedelta(days=self.runtime.settings.event_retention_days)
-                jobs, events = queue.purge(
-                    self.runtime.engine, done_jobs_older_than=min(KEEP_DONE, retention), events_older_than=retention
-                )
-                if jobs or events:
-                    log.info("purged finished jobs and old events", extra={"jobs": jobs, "events": events})
+                purged = housekeeping.purge(self.runtime)
+                if any(purged.values()):
+                    log.info("purged finished jobs, old events and idempotency keys", extra=purged)
             except Exception:
                 log.exception("housekeeping failed")

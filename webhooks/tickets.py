@@ -28,6 +28,8 @@ def public(runtime: Runtime, ticket: Ticket, history: list[TicketHistory] | None
         "environment": ticket.environment,
         "team": ticket.team,
         "assignee": ticket.assignee,
+        "report_ref": ticket.report_ref,
+        "customer": ticket.customer_sub,
         "priority": ticket.priority,
         "alert_status": ticket.alert_status,
         "firing_alerts": sum(1 for a in json.loads(ticket.alerts) if a["status"] == "firing"),
