@@ -1015,3 +1015,24 @@ def test_remove_reset_and_http_control(
     assert len(receiver.requests("b")) == seen <= 1
     assert emu.deliveries() == []
     assert emu.wait_for_deliveries(0.1)
+
+
+def test_attachments_through_the_real_client(spec: dict[str, Any], jira: JIRA, http: httpx.Client) -> None:
+    """POST issue/{key}/attachments as the jira library sends it (multipart, X-Atlassian-Token: no-check)."""
+    import io
+
+    issue = jira.create_issue(project="OPS", issuetype={"name": "Bug"}, summary="with a file")
+    attached = jira.add_attachment(issue=issue.key, attachment=io.BytesIO(b"log line\n"), filename="app.log")
+    assert (attached.filename, attached.size) == ("app.log", 9)
+    [listed] = jira.issue(issue.key, fields="attachment").fields.attachment
+    assert (listed.id, listed.filename) == (attached.id, "app.log")
+    assert http.get(listed.content).content == b"log line\n"
+    assert conform(spec, http.get(f"/rest/api/2/issue/{issue.key}").json(), "IssueBean") == []
+    refused = http.post(f"/rest/api/2/issue/{issue.key}/attachments", files={"file": ("a.txt", b"x")})
+    assert refused.status_code == 403  # without X-Atlassian-Token: no-check, as Jira answers
+    empty = http.post(
+        f"/rest/api/2/issue/{issue.key}/attachments",
+        headers={"X-Atlassian-Token": "no-check"},
+        files={"other": ("a.txt", b"x")},
+    )
+    assert empty.status_code == 400
