@@ -1,4 +1,5 @@
-"""Payloads and the HTTP client side: a closed loop of N requests over C connections, and a steady-rate sender."""
+"""Payloads and the HTTP client side: a closed loop of N requests over C connections, one request at a time, and
+a steady-rate sender."""
 
 from __future__ import annotations
 
@@ -17,10 +18,24 @@ import httpx
 from bench.procs import machine_busy_seconds
 
 PATH = "/alerts/alertmanager"
+REPORTS_PATH = "/reports"
+REPORT_CATEGORIES = ("billing", "crash", "login", "other")
 
 
 def encode(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def report_payload(index: int) -> dict[str, Any]:
+    """A customer's report as an app sends it (README "Customer reports"): no attachments, a few metadata."""
+    return {
+        "subject": f"Checkout fails after the update (order {10_000 + index})",
+        "description": "Tapping Pay shows a spinner that never ends; the card was not charged. Tried twice, "
+        "same result on Wi-Fi and on mobile data.",
+        "category": REPORT_CATEGORIES[index % len(REPORT_CATEGORIES)],
+        "app": {"name": "Shop", "version": "4.2.0", "platform": ("ios", "android", "web")[index % 3]},
+        "metadata": {"device": "iPhone 15", "locale": "en_GB", "build": 4200 + index % 7, "beta": False},
+    }
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -42,6 +57,22 @@ def _client(url: str, token: str | None, connections: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=120)
 
 
+@dataclass(frozen=True)
+class Post:
+    """A body with headers of its own (a customer report's X-Session-Id and Idempotency-Key)."""
+
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def header_lines(self) -> bytes:
+        return "".join(f"{name}: {value}\r\n" for name, value in self.headers.items()).encode()
+
+
+def _split(item: bytes | Post) -> tuple[bytes, bytes]:
+    """(header lines, body) of a plain body or a Post."""
+    return (item.header_lines(), item.body) if isinstance(item, Post) else (b"", item)
+
+
 @dataclass
 class ClosedLoopResult:
     requests: int
@@ -57,22 +88,27 @@ class ClosedLoopResult:
 async def closed_loop(
     url: str,
     token: str | None,
-    bodies: Sequence[bytes],
+    bodies: Sequence[bytes | Post],
     connections: int,
-    warmup: Sequence[bytes] = (),
+    warmup: Sequence[bytes | Post] = (),
     server_cpu: Callable[[], float | None] = lambda: None,
+    *,
+    path: str = PATH,
+    expect: int = 202,
 ) -> ClosedLoopResult:
-    """POST every body once, ``connections`` at a time (each connection sends its next as soon as it has an
-    answer). ``warmup`` bodies go first, untimed, over the same connections."""
+    """POST every body once to ``path``, ``connections`` at a time (each connection sends its next as soon as it
+    has an answer). ``warmup`` bodies go first, untimed, over the same connections. Any answer but ``expect`` is
+    an error."""
     async with _client(url, token, connections) as client:
 
-        async def drain(items: Sequence[bytes], latencies: list[float], statuses: dict[int, int]) -> None:
+        async def drain(items: Sequence[bytes | Post], latencies: list[float], statuses: dict[int, int]) -> None:
             it = iter(items)
 
             async def one_connection() -> None:
-                for body in it:
+                for item in it:
+                    body, headers = (item.body, item.headers) if isinstance(item, Post) else (item, {})
                     start = time.perf_counter()
-                    answer = await client.post(PATH, content=body)
+                    answer = await client.post(path, content=body, headers=headers)
                     latencies.append(time.perf_counter() - start)
                     statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
 
@@ -88,7 +124,7 @@ async def closed_loop(
         cpu1, server1, busy1 = time.process_time(), server_cpu(), machine_busy_seconds()
     return ClosedLoopResult(
         requests=len(bodies),
-        errors=sum(n for status, n in statuses.items() if status != 202),
+        errors=sum(n for status, n in statuses.items() if status != expect),
         seconds=seconds,
         latencies=latencies,
         client_cpu_seconds=cpu1 - cpu0,
@@ -100,7 +136,8 @@ async def closed_loop(
 
 class RawConnection:
     """A keep-alive HTTP/1.1 connection that sends a prebuilt request in one write and reads a
-    Content-Length response: next to no client CPU, so the server is what gets measured."""
+    Content-Length response: next to no client CPU, so the server is what gets measured. ``head`` is the
+    request line and the headers every request has, each line ending in CRLF."""
 
     def __init__(self, host: str, port: int, head: bytes) -> None:
         self.host, self.port, self.head = host, port, head
@@ -114,9 +151,10 @@ class RawConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self.reader, self.writer
 
-    async def post(self, body: bytes) -> int:
+    async def post(self, body: bytes, headers: bytes = b"") -> int:
+        """``headers``: this request's own header lines, each ending in CRLF."""
         reader, writer = await self._connect()
-        writer.write(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        writer.write(self.head + headers + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
@@ -136,30 +174,37 @@ class RawConnection:
         self.reader = self.writer = None
 
 
-async def raw_closed_loop(
-    url: str,
-    token: str | None,
-    bodies: Sequence[bytes],
-    connections: int,
-    warmup: Sequence[bytes] = (),
-    server_cpu: Callable[[], float | None] = lambda: None,
-) -> ClosedLoopResult:
-    """``closed_loop`` with ``RawConnection``s instead of httpx."""
+def _raw_pool(url: str, token: str | None, path: str, connections: int) -> list[RawConnection]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    head = (
-        f"POST {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{auth}Content-Length: "
-    ).encode()
-    pool = [RawConnection(host, port, head) for _ in range(connections)]
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{auth}".encode()
+    return [RawConnection(host, port, head) for _ in range(connections)]
 
-    async def drain(items: Sequence[bytes], latencies: list[float], statuses: dict[int, int]) -> None:
+
+async def raw_closed_loop(
+    url: str,
+    token: str | None,
+    bodies: Sequence[bytes | Post],
+    connections: int,
+    warmup: Sequence[bytes | Post] = (),
+    server_cpu: Callable[[], float | None] = lambda: None,
+    *,
+    path: str = PATH,
+    expect: int = 202,
+) -> ClosedLoopResult:
+    """``closed_loop`` with ``RawConnection``s instead of httpx; any other ``path``, bodies with headers of their
+    own (``Post``), and any answer but ``expect`` counted as an error."""
+    pool = _raw_pool(url, token, path, connections)
+
+    async def drain(items: Sequence[bytes | Post], latencies: list[float], statuses: dict[int, int]) -> None:
         it = iter(items)
 
         async def one_connection(conn: RawConnection) -> None:
-            for body in it:
+            for item in it:
+                headers, body = _split(item)
                 start = time.perf_counter()
-                status = await conn.post(body)
+                status = await conn.post(body, headers)
                 latencies.append(time.perf_counter() - start)
                 statuses[status] = statuses.get(status, 0) + 1
 
@@ -179,7 +224,7 @@ async def raw_closed_loop(
             await conn.close()
     return ClosedLoopResult(
         requests=len(bodies),
-        errors=sum(n for status, n in statuses.items() if status != 202),
+        errors=sum(n for status, n in statuses.items() if status != expect),
         seconds=seconds,
         latencies=latencies,
         client_cpu_seconds=cpu1 - cpu0,
@@ -187,6 +232,24 @@ async def raw_closed_loop(
         machine_busy_seconds=busy1 - busy0,
         statuses=statuses,
     )
+
+
+async def one_by_one(
+    url: str, token: str | None, items: Sequence[bytes | Post], path: str = PATH
+) -> list[tuple[int, float]]:
+    """POST each item in turn over one keep-alive connection, nothing else in flight: (status, seconds) of each,
+    in order."""
+    (conn,) = _raw_pool(url, token, path, 1)
+    answers = []
+    try:
+        for item in items:
+            headers, body = _split(item)
+            start = time.perf_counter()
+            status = await conn.post(body, headers)
+            answers.append((status, time.perf_counter() - start))
+    finally:
+        await conn.close()
+    return answers
 
 
 @dataclass
@@ -198,16 +261,33 @@ class Ack:
     dedup_key: str | None
 
 
-async def steady(url: str, token: str, bodies: Sequence[bytes], rate: float, connections: int = 16) -> list[Ack]:
-    """POST body i at start + i/rate (open loop: a slow answer does not delay the next send)."""
+def _alert_key(answer: dict[str, Any]) -> str | None:
+    key = answer.get("dedup_key")
+    return key if isinstance(key, str) else None
+
+
+async def steady(
+    url: str,
+    token: str | None,
+    bodies: Sequence[bytes | Post],
+    rate: float,
+    connections: int = 16,
+    *,
+    path: str = PATH,
+    expect: int = 202,
+    dedup_key: Callable[[dict[str, Any]], str | None] = _alert_key,
+) -> list[Ack]:
+    """POST body i at start + i/rate (open loop: a slow answer does not delay the next send). An ``expect``
+    answer's ticket is named by ``dedup_key`` of its JSON body."""
     acks: list[Ack] = []
     async with _client(url, token, connections) as client:
 
-        async def send(index: int, body: bytes) -> None:
+        async def send(index: int, item: bytes | Post) -> None:
+            body, headers = (item.body, item.headers) if isinstance(item, Post) else (item, {})
             sent = time.time()
-            answer = await client.post(PATH, content=body)
+            answer = await client.post(path, content=body, headers=headers)
             acked = time.time()
-            key = answer.json().get("dedup_key") if answer.status_code == 202 else None
+            key = dedup_key(answer.json()) if answer.status_code == expect else None
             acks.append(Ack(index, sent, acked, answer.status_code, key))
 
         loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ from typing import Any
 MiB = 1024 * 1024
 NOISY = 0.3  # CPUs of background work before a measurement above which its figures are suspect
 LABELS = {"bare": "bare FastAPI + pydantic", "bot_sqlite": "bot, SQLite", "bot_postgresql": "bot, PostgreSQL"}
+DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
 def _n(value: Any, fmt: str = ".0f", suffix: str = "") -> str:
@@ -198,7 +199,10 @@ def render(results: dict[str, Any]) -> str:
         )
     out += _table(["db", "issues", "requests", "per issue", *categories, "jobs retried"], rows)
 
-    out += ["", "4. Peak RSS (VmHWM of the server process at the end of its run):"]
+    if results.get("reports"):
+        out += ["", *_reports(results)]
+
+    out += ["", "5. Peak RSS (VmHWM of the server process at the end of its run):"]
     rows = [
         [
             name,
@@ -210,7 +214,11 @@ def render(results: dict[str, Any]) -> str:
     out += _table(["process", "MiB", "vs bare"], rows)
     noisy = [
         f"{label} ({e['background_cpus_before']:.1f} CPUs)"
-        for label, e in [*results["intake"].items(), *((f"latency {k}", v) for k, v in results["latency"].items())]
+        for label, e in [
+            *results["intake"].items(),
+            *((f"latency {k}", v) for k, v in results["latency"].items()),
+            *((f"reports {k}", v["intake"]) for k, v in results.get("reports", {}).items()),
+        ]
         if (e.get("background_cpus_before") or 0) > NOISY
     ]
     if noisy:
@@ -220,3 +228,166 @@ def render(results: dict[str, Any]) -> str:
             "         Those figures are low and noisy; run again on an idle machine (--wait-idle 300).",
         ]
     return "\n".join(out)
+
+
+def _reports(results: dict[str, Any]) -> list[str]:
+    c, reports = results["config"], results["reports"]
+    floor = c["jira_latency"]
+    any_run: dict[str, Any] = next(iter(reports.values()))
+    out = [
+        f"4. Customer reports: POST /reports (no attachments, an Idempotency-Key each), {c['report_requests']} "
+        f"reports per round from {c['report_sessions']} customers, {c['connections']} connections, same client;",
+        f"   after {any_run['intake']['warmup_requests']} warm-up reports (one per customer: each session is "
+        "checked once, then cached by the bot), so no measured report waits for the identity service",
+        "   ('introspect' counts the calls made during the measured rounds). TRIAGE_WORKERS=0: ticket, history,",
+        "   Jira/Slack jobs and the receipt e-mail committed before the 201, nothing processed.",
+        "   Baseline: the alerts intake of section 1 on the same database (one POST of "
+        f"{c['alerts_per_post']} alerts: event + job before the 202).",
+    ]
+    rows = []
+    for kind, r in reports.items():
+        e, name = r["intake"], DATABASES.get(kind, kind)
+        alerts = results["intake"].get(f"bot_{kind}", {})
+        bare = results["intake"].get("bare", {})
+        for target, x, introspect, ratios in (
+            (f"alerts, {name} (1.)", alerts, "", ("1.00x", "1.0x", "1.0x")),
+            (
+                f"reports, {name}",
+                e,
+                str(e["introspections_measured"]),
+                (
+                    _n(e["ratio_requests_per_s_vs_alerts"], ".2f", "x"),
+                    _n(e["ratio_p50_vs_alerts"], ".1f", "x"),
+                    _n(e["ratio_p99_vs_alerts"], ".1f", "x"),
+                ),
+            ),
+        ):
+            if not x:
+                continue
+            rows.append(
+                [
+                    target,
+                    _n(x["requests_per_s"]),
+                    f"{min(x['rounds_requests_per_s']):.0f}..{max(x['rounds_requests_per_s']):.0f}",
+                    _n(x["p50_ms"], ".1f"),
+                    _n(x["p99_ms"], ".1f"),
+                    _n(x["server_cpu_ms_per_request"], ".2f"),
+                    _n(x["server_cpu_utilisation"], ".0%"),
+                    _n(x["client_cpu_utilisation"], ".0%"),
+                    _n(x.get("other_cpu_utilisation"), ".0%"),
+                    str(x["errors"]),
+                    introspect,
+                    *ratios,
+                    _n(x["requests_per_s"] / bare["requests_per_s"] if bare else None, ".2f", "x"),
+                ]
+            )
+    out += _table(
+        [
+            "target",
+            "req/s",
+            "spread",
+            "p50 ms",
+            "p99 ms",
+            "srv CPU ms/req",
+            "srv CPU",
+            "client CPU",
+            "rest CPU",
+            "errors",
+            "introspect",
+            "req/s vs alerts",
+            "p50 vs alerts",
+            "p99 vs alerts",
+            "req/s vs bare",
+        ],
+        rows,
+    )
+
+    out += [
+        "",
+        f"   Session check: {c['cold_reports']} new sessions, one request at a time, nothing else in flight: each "
+        "session's first report",
+        "   (one introspection call to the identity emulator, which answers at once), then at once its second "
+        "(cached session).",
+        "   Baseline: a report whose session is cached; and the introspection call alone, made from the bench.",
+    ]
+    rows = []
+    for kind, r in reports.items():
+        sc = r["session_check"]
+        warm_p50 = sc["warm_ms"]["p50"]
+        for name, st, introspect in (
+            ("second report (cached)", sc["warm_ms"], "0"),
+            ("first report (cold)", sc["cold_ms"], str(sc["introspections"])),
+            ("introspection call alone", sc["introspection_alone_ms"], str(sc["pairs"])),
+        ):
+            rows.append(
+                [
+                    kind,
+                    name,
+                    str(st["n"]),
+                    _n(st["p50"], ".1f"),
+                    _n(st["p99"], ".1f"),
+                    _n(st["max"], ".1f"),
+                    _n(st["p50"] / warm_p50 if warm_p50 else None, ".2f", "x"),
+                    introspect,
+                ]
+            )
+        rows.append([kind, "cold - cached, p50", "", _n(sc["cold_minus_warm_p50_ms"], ".1f"), "", "", "", ""])
+    out += _table(["db", "session", "n", "p50 ms", "p99 ms", "max ms", "p50 x cached", "introspect"], rows)
+
+    out += [
+        "",
+        f"   201 -> Jira issue exists: a bot with default workers on a fresh database, {c['groups']} reports at "
+        f"{c['rate']:g}/s (new sessions), Jira +{floor * 1000:.0f} ms;",
+        "   baseline: the alerts' 'loaded' series of section 2 (same count, rate and Jira latency), and the Jira "
+        "floor.",
+    ]
+    rows = []
+    for kind, r in reports.items():
+        lat = r["latency"]
+        alerts = results["latency"].get(kind, {}).get("series", {}).get("loaded", {}).get("ack_to_issue_s")
+        vs_alerts = lat.get("ratio_vs_alerts_loaded") or {}
+        for name, st, x_alerts in (
+            ("reports: 201 -> issue exists (bench clock)", lat["ack_to_issue_s"], vs_alerts),
+            ("reports: tickets.first_event_at -> jira_created_at", lat["db_first_event_to_jira_created_s"], {}),
+            ("alerts 'loaded' (2.): 202 -> issue exists", alerts, {}),
+        ):
+            if not st:
+                continue
+            rows.append(
+                [
+                    kind,
+                    name,
+                    str(st["n"]),
+                    _n(st["p50"] * 1000),
+                    _n(st["p99"] * 1000),
+                    _n(st["max"] * 1000),
+                    _n(st["p50"] / floor, ".1f", "x"),
+                    _n(st["p99"] / floor, ".1f", "x"),
+                    _n(x_alerts.get("ack_to_issue_p50"), ".2f", "x"),
+                    _n(x_alerts.get("ack_to_issue_p99"), ".2f", "x"),
+                ]
+            )
+    out += _table(
+        [
+            "db",
+            "measure",
+            "n",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "p50 x floor",
+            "p99 x floor",
+            "p50 vs alerts",
+            "p99 vs alerts",
+        ],
+        rows,
+    )
+    for kind, r in reports.items():
+        lat = r["latency"]
+        out.append(
+            f"   {kind}: {lat['reports_accepted']}/{lat['reports']} accepted, {lat['issues_created']} issues, "
+            f"{lat['jira_requests']} Jira requests ({_n(lat['jira_requests_per_issue'], '.2f')} per issue), "
+            f"{lat['emails_delivered']} receipts delivered, all issues after {lat['seconds_until_all_issues']:.1f} s, "
+            f"queue empty after {lat['seconds_until_queue_drained']:.1f} s, 201 p99 {_n(lat['ack_ms']['p99'])} ms."
+        )
+    return out

@@ -39,11 +39,13 @@ from bench.procs import (
 )
 from bench.report import render
 from bot.alert_processing import lane_for
+from bot.sandbox.identity_emulator import IdentityEmulator, create_identity_emulator
 from bot.sandbox.jira_emulator import ChangeEvent, JiraEmulator, create_jira_emulator
+from bot.sandbox.mail_catcher import MailCatcher
 from bot.sandbox.samples import alertmanager_payload
 from bot.sandbox.server_thread import ServerThread
 from bot.sandbox.slack_emulator import SlackEmulator, create_slack_emulator
-from bot.settings import Settings
+from bot.settings import SANDBOX_IDENTITY_TOKEN, Settings
 from workflows.routing import dedup_label
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,6 +53,7 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 WEBHOOK_TOKEN = "bench-webhook-token-0123456789"  # a local throw-away token
 JIRA_USER, JIRA_TOKEN = "sandbox@example.com", "sandbox-token"  # the emulator's default credentials
 SLACK_TOKEN, SLACK_SECRET = "xoxb-sandbox", "sandbox-signing-secret"
+REPORTS_PER_MINUTE = 10_000  # per customer: the highest TRIAGE_REPORTS_PER_MINUTE allows, so nothing is refused
 T = TypeVar("T")
 
 
@@ -69,6 +72,9 @@ class Config:
     idle_rate: float
     jira_latency: float
     postgres: bool
+    report_requests: int
+    report_sessions: int
+    cold_reports: int
 
 
 def bot_env(database_url: str, jira_url: str, slack_url: str, **extra: str) -> dict[str, str]:
@@ -98,7 +104,9 @@ class Bench:
         self.stack = contextlib.ExitStack()
         self.jira: JiraEmulator
         self.slack: SlackEmulator
-        self.jira_url = self.slack_url = ""
+        self.identity: IdentityEmulator
+        self.mail: MailCatcher
+        self.jira_url = self.slack_url = self.identity_url = ""
 
     # ---- plumbing ------------------------------------------------------------------------------
     def start_emulators(self) -> None:
@@ -107,6 +115,10 @@ class Bench:
         slack_server = self.stack.enter_context(ServerThread(slack_app))
         self.jira, self.slack = jira_app.state.emulator, slack_app.state.emulator
         self.jira_url, self.slack_url = jira_server.url, slack_server.url + "/api/"
+        identity_app = create_identity_emulator()
+        self.identity = identity_app.state.emulator
+        self.identity_url = self.stack.enter_context(ServerThread(identity_app)).url + "/introspect"
+        self.mail = self.stack.enter_context(MailCatcher())
 
     def server(self, name: str, args: list[str], env: dict[str, str], ready_path: str) -> Server:
         server = Server(name, args, env, self.workdir / f"{name}.log", ready_path)
@@ -116,6 +128,26 @@ class Bench:
     def bot(self, name: str, database_url: str, **extra: str) -> Server:
         env = bot_env(database_url, self.jira_url, self.slack_url, **extra)
         return self.server(name, ["-m", "bot.cli", "serve"], env, "/readyz")
+
+    def report_env(self) -> dict[str, str]:
+        """What turns reports on: the identity service, e-mail (so each report queues its receipt, as in
+        production) and a per-customer limit no bench run reaches. The session cache keeps its default."""
+        target = self.mail.target
+        return {
+            "TRIAGE_SESSION_INTROSPECTION_URL": self.identity_url,
+            "TRIAGE_SESSION_INTROSPECTION_TOKEN": SANDBOX_IDENTITY_TOKEN,
+            "TRIAGE_SMTP_URL": f"smtp://{target.host}:{target.port}?starttls=off",
+            "TRIAGE_REPORTS_PER_MINUTE": str(REPORTS_PER_MINUTE),
+        }
+
+    def new_sessions(self, prefix: str, count: int) -> list[str]:
+        """``count`` sessions of as many customers, issued by the identity emulator; their ids."""
+        ids = []
+        for i in range(count):
+            session_id = f"bench-{prefix}-{i}"
+            self.identity.add_session(session_id, f"{prefix}-customer-{i}", f"customer{i}@example.com")
+            ids.append(session_id)
+        return ids
 
     def close(self) -> None:
         for server in self.servers:
@@ -160,32 +192,10 @@ class Bench:
                 )
             server.stop()  # its backends exit, so PostgreSQL's statistics include all of its sessions
             sessions1 = postgres_sessions(database_url)
-            rates = [r.requests / r.seconds for r in rounds]
-            run = sorted(rounds, key=lambda r: r.requests / r.seconds)[len(rounds) // 2]  # the median round
+            figures = round_figures(rounds)
             results[label] = {
-                "rounds": len(rounds),
-                "rounds_requests_per_s": rates,
-                "requests": run.requests,
-                "errors": sum(r.errors for r in rounds),
-                "statuses": {str(k): v for k, v in sorted(run.statuses.items())},
-                "seconds": run.seconds,
-                "requests_per_s": run.requests / run.seconds,
-                "alerts_per_s": run.requests * c.alerts_per_post / run.seconds,
-                "p50_ms": 1000 * load.percentile(run.latencies, 50),
-                "p99_ms": 1000 * load.percentile(run.latencies, 99),
-                "max_ms": 1000 * max(run.latencies),
-                "server_cpu_ms_per_request": (
-                    1000 * run.server_cpu_seconds / run.requests if run.server_cpu_seconds is not None else None
-                ),
-                "server_cpu_utilisation": (
-                    run.server_cpu_seconds / run.seconds if run.server_cpu_seconds is not None else None
-                ),
-                "client_cpu_utilisation": run.client_cpu_seconds / run.seconds,
-                # CPU the rest of the machine used meanwhile (other processes: PostgreSQL, anything else running)
-                "other_cpu_utilisation": max(
-                    0.0, run.machine_busy_seconds - run.client_cpu_seconds - (run.server_cpu_seconds or 0.0)
-                )
-                / run.seconds,
+                **figures,
+                "alerts_per_s": figures["requests_per_s"] * c.alerts_per_post,
                 "peak_rss_bytes": server.final_peak_rss,
                 # connections the bot opened in its whole life (start-up, warm-up and run) to PostgreSQL
                 "postgres_sessions_opened": (sessions1 - sessions0) if sessions0 is not None and sessions1 else None,
@@ -380,6 +390,247 @@ class Bench:
             },
         }
 
+    # ---- 4. customer reports -------------------------------------------------------------------
+    def reports(self, kind: str, alerts: dict[str, Any], loaded: dict[str, Any] | None) -> dict[str, Any]:
+        """POST /reports on one database kind, three ways, beside the alerts' figures of the same run
+        (``alerts``: the intake entry of this database; ``loaded``: its 'loaded' latency series):
+
+        - intake: a bot with TRIAGE_WORKERS=0 (ticket, history, jobs and receipt e-mail committed, nothing
+          processed); one report per customer first (the warm-up, which fills the bot's session cache), then
+          closed-loop rounds over the same customers, so no request waits for the identity service;
+        - session check: one request at a time, a new session's first report (one introspection call) and at
+          once its second (cached), pair after pair; baseline: the introspection call alone, from here;
+        - 201 -> Jira issue exists: a bot with default workers on a fresh database, reports sent like the
+          alerts' 'loaded' series (same count, rate and Jira latency)."""
+        c = self.config
+        run_id = f"{kind}{int(time.time())}"
+        sessions = self.new_sessions(f"{run_id}-warm", c.report_sessions)
+        warmup = report_posts(sessions, len(sessions), f"{run_id}-warmup")
+        background = background_cpus()
+        with self.database(kind, "reports") as url:
+            bot = self.bot(f"bot-reports-{kind}", url, TRIAGE_WORKERS="0", **self.report_env())
+            loop = load.raw_closed_loop if c.client == "raw" else load.closed_loop  # as for the alerts
+            asked0 = len(self.identity.requests())
+            warm = run_async(loop(bot.url, None, warmup, c.connections, path=load.REPORTS_PATH, expect=201))
+            asked1 = len(self.identity.requests())
+            rounds = []
+            for index in range(c.rounds):
+                bodies = report_posts(sessions, c.report_requests, f"{run_id}-round{index}")
+                rounds.append(
+                    run_async(
+                        loop(bot.url, None, bodies, c.connections, (), bot.cpu, path=load.REPORTS_PATH, expect=201)
+                    )
+                )
+            asked2 = len(self.identity.requests())
+            session_check = self._session_check(bot, f"{run_id}-cold")
+            bot.stop()
+        intake = round_figures(rounds) | {
+            "customers": len(sessions),
+            "warmup_requests": len(warmup),
+            "warmup_errors": warm.errors,
+            "introspections_warmup": asked1 - asked0,
+            "introspections_measured": asked2 - asked1,  # 0: every measured report found its session cached
+            "peak_rss_bytes": bot.final_peak_rss,
+            "background_cpus_before": background,
+        }
+        intake |= {
+            "ratio_requests_per_s_vs_alerts": intake["requests_per_s"] / alerts["requests_per_s"],
+            "ratio_p50_vs_alerts": intake["p50_ms"] / alerts["p50_ms"],
+            "ratio_p99_vs_alerts": intake["p99_ms"] / alerts["p99_ms"],
+            "ratio_cpu_per_request_vs_alerts": (
+                intake["server_cpu_ms_per_request"] / alerts["server_cpu_ms_per_request"]
+                if intake["server_cpu_ms_per_request"] and alerts["server_cpu_ms_per_request"]
+                else None
+            ),
+        }
+        print(
+            f"  reports_{kind:<10} {intake['requests_per_s']:8.0f} req/s  p99 {intake['p99_ms']:.1f} ms  "
+            f"({intake['ratio_requests_per_s_vs_alerts']:.2f}x alerts)",
+            file=sys.stderr,
+        )
+        return {
+            "database": kind,
+            "intake": intake,
+            "session_check": session_check,
+            "latency": self._report_latency(kind, sessions, run_id, loaded),
+        }
+
+    def _session_check(self, bot: Server, prefix: str) -> dict[str, Any]:
+        c = self.config
+        sessions = self.new_sessions(prefix, c.cold_reports)
+        posts = report_posts([s for s in sessions for _ in range(2)], 2 * len(sessions), prefix)
+        asked0 = len(self.identity.requests())
+        answers = run_async(load.one_by_one(bot.url, None, posts, load.REPORTS_PATH))
+        asked = len(self.identity.requests()) - asked0
+        cold = [1000 * seconds for _, seconds in answers[0::2]]
+        warm = [1000 * seconds for _, seconds in answers[1::2]]
+        direct = []
+        with httpx.Client(headers={"Authorization": f"Bearer {SANDBOX_IDENTITY_TOKEN}"}, timeout=30) as client:
+            for session_id in sessions:
+                started = time.perf_counter()
+                client.post(self.identity_url, data={"token": session_id}).raise_for_status()
+                direct.append(1000 * (time.perf_counter() - started))
+        cold_ms, warm_ms, direct_ms = summary(cold), summary(warm), summary(direct)
+        return {
+            "pairs": len(sessions),
+            "errors": sum(1 for status, _ in answers if status != 201),
+            "introspections": asked,  # one per new session: the second report of each found it cached
+            "cold_ms": cold_ms,
+            "warm_ms": warm_ms,
+            "introspection_alone_ms": direct_ms,
+            "cold_minus_warm_p50_ms": cold_ms["p50"] - warm_ms["p50"],
+            "ratio_cold_vs_warm_p50": cold_ms["p50"] / warm_ms["p50"],
+            "ratio_cold_vs_warm_p99": cold_ms["p99"] / warm_ms["p99"],
+        }
+
+    def _report_latency(
+        self, kind: str, sessions: list[str], run_id: str, loaded: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """201 -> Jira issue exists, as ``latency`` measures it for alerts (one series, like its 'loaded'). One
+        report goes first, unmeasured, and its issue and e-mail are waited for: a fresh process's first calls
+        (Jira's serverInfo, the first SMTP connection) are what the alerts' 'unloaded' series absorbs."""
+        c = self.config
+        floor = c.jira_latency
+        self.jira.reset()
+        self.slack.reset()
+        self.mail.clear()
+        self.jira.set_fault(latency=floor)
+        created: dict[str, float] = {}
+        lock = threading.Lock()
+
+        def on_change(event: ChangeEvent) -> None:
+            if event.kind == "issue_created":
+                with lock:
+                    created[event.issue_key] = event.timestamp
+
+        unsubscribe = self.jira.on_change(on_change)
+        posts = report_posts(sessions, c.groups, f"{run_id}-latency")
+        first = report_posts(sessions, 1, f"{run_id}-first")
+
+        def send(items: list[load.Post]) -> list[load.Ack]:
+            return run_async(
+                load.steady(bot.url, None, items, c.rate, path=load.REPORTS_PATH, expect=201, dedup_key=_report_key)
+            )
+
+        def settle(expected: int, deadline: float) -> tuple[float, float]:
+            """Seconds until ``expected`` issues exist, and until the queue is empty."""
+            started = time.perf_counter()
+            while len(created) < expected and time.monotonic() < deadline:
+                time.sleep(0.02)
+            all_created = time.perf_counter() - started
+            while queue_busy(url) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return all_created, time.perf_counter() - started
+
+        try:
+            with self.database(kind, "reports_latency") as url:
+                bot = self.bot(f"bot-reports-latency-{kind}", url, **self.report_env())
+                settle(sum(1 for a in send(first) if a.status == 201), time.monotonic() + 60)
+                begin, started = time.time(), time.perf_counter()
+                acks = send(posts)
+                sent = time.perf_counter() - started
+                expected = len(created) + sum(1 for a in acks if a.status == 201)
+                all_created, drained = settle(expected, time.monotonic() + 60 + len(posts) / max(c.rate, 0.1) * 4)
+                bot.stop()
+                tables = read_tables(url)
+        finally:
+            unsubscribe()
+            self.jira.clear_faults()
+        requests = [r for r in self.jira.requests() if r["time"] >= begin]
+        issues = self.jira.issues()
+        accepted = sum(1 for a in acks if a.status == 201)
+        key_by_label = {label: issue["key"] for issue in issues for label in issue["fields"]["labels"]}
+        ack_to_issue = []
+        for ack in acks:
+            key = key_by_label.get(dedup_label(ack.dedup_key, 1)) if ack.dedup_key else None
+            if key is not None and key in created:
+                ack_to_issue.append(created[key] - ack.acked_at)
+        measured = {a.dedup_key for a in acks if a.dedup_key}
+        db_latency = [
+            seconds_between(t.first_event_at, t.jira_created_at) for t in tables.tickets if t.dedup_key in measured
+        ]
+        refs = {key.removeprefix("report:") for key in measured}
+        bench_clock = summary(ack_to_issue)
+        db_clock = summary([v for v in db_latency if v is not None])
+        alerts_clock = loaded["ack_to_issue_s"] if loaded else None
+        categories = Counter(_category(r["method"], r["path"]) for r in requests)
+        return {
+            "reports": len(posts),
+            "rate_per_s": c.rate,
+            "reports_accepted": accepted,
+            "ack_ms": summary([1000 * (a.acked_at - a.sent_at) for a in acks]),
+            "ack_to_issue_s": bench_clock,
+            "db_first_event_to_jira_created_s": db_clock,
+            "seconds_until_all_issues": sent + all_created,
+            "seconds_until_queue_drained": sent + drained,
+            "issues_created": len(ack_to_issue),
+            "jira_requests": len(requests),
+            "jira_requests_by_category": dict(categories.most_common()),
+            "jira_requests_per_issue": len(requests) / len(ack_to_issue) if ack_to_issue else None,
+            "emails_delivered": sum(
+                1 for m in self.mail.messages() if m["message_id"].split(".", 1)[0].strip("<") in refs
+            ),
+            "jobs_whole_run": dict(sorted(Counter(f"{j.kind}:{j.status}" for j in tables.jobs).items())),
+            "peak_rss_bytes": bot.final_peak_rss,
+            "ratio_vs_jira_floor": {
+                "ack_to_issue_p50": bench_clock["p50"] / floor,
+                "ack_to_issue_p99": bench_clock["p99"] / floor,
+            },
+            "ratio_vs_alerts_loaded": (
+                {
+                    "ack_to_issue_p50": bench_clock["p50"] / alerts_clock["p50"],
+                    "ack_to_issue_p99": bench_clock["p99"] / alerts_clock["p99"],
+                }
+                if alerts_clock
+                else None
+            ),
+        }
+
+
+def report_posts(sessions: list[str], count: int, tag: str) -> list[load.Post]:
+    """``count`` reports, customer by customer in turn, each with its own Idempotency-Key (as the apps send)."""
+    return [
+        load.Post(
+            load.encode(load.report_payload(i)),
+            {"X-Session-Id": sessions[i % len(sessions)], "Idempotency-Key": f"{tag}-{i}"},
+        )
+        for i in range(count)
+    ]
+
+
+def _report_key(answer: dict[str, Any]) -> str | None:
+    """The ticket's dedup key of a 201 to POST /reports."""
+    return f"report:{answer['id']}" if isinstance(answer.get("id"), str) else None
+
+
+def round_figures(rounds: list[load.ClosedLoopResult]) -> dict[str, Any]:
+    """The figures of the median round (by requests per second) of a closed-loop measurement, and the spread."""
+    run = sorted(rounds, key=lambda r: r.requests / r.seconds)[len(rounds) // 2]
+    return {
+        "rounds": len(rounds),
+        "rounds_requests_per_s": [r.requests / r.seconds for r in rounds],
+        "requests": run.requests,
+        "errors": sum(r.errors for r in rounds),
+        "statuses": {str(k): v for k, v in sorted(run.statuses.items())},
+        "seconds": run.seconds,
+        "requests_per_s": run.requests / run.seconds,
+        "p50_ms": 1000 * load.percentile(run.latencies, 50),
+        "p99_ms": 1000 * load.percentile(run.latencies, 99),
+        "max_ms": 1000 * max(run.latencies),
+        "server_cpu_ms_per_request": (
+            1000 * run.server_cpu_seconds / run.requests if run.server_cpu_seconds is not None else None
+        ),
+        "server_cpu_utilisation": (
+            run.server_cpu_seconds / run.seconds if run.server_cpu_seconds is not None else None
+        ),
+        "client_cpu_utilisation": run.client_cpu_seconds / run.seconds,
+        # CPU the rest of the machine used meanwhile (other processes: PostgreSQL, anything else running)
+        "other_cpu_utilisation": max(
+            0.0, run.machine_busy_seconds - run.client_cpu_seconds - (run.server_cpu_seconds or 0.0)
+        )
+        / run.seconds,
+    }
+
 
 def _terminate(signum: int, _frame: Any) -> None:
     """SIGTERM outside the event loop: unwind through every ``finally`` (servers, databases)."""
@@ -482,6 +733,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--groups", type=int, help="alert groups for the latency run (default 100; quick 20)")
     parser.add_argument("--rate", type=float, default=20.0, help="groups per second for the latency run")
     parser.add_argument("--jira-latency", type=float, default=0.2, help="seconds the Jira emulator adds per call")
+    parser.add_argument(
+        "--reports", type=int, help="customer reports per intake round (default 500; quick 100)", dest="report_requests"
+    )
+    parser.add_argument("--sessions", type=int, default=200, help="customers (sessions) the reports come from")
+    parser.add_argument(
+        "--cold", type=int, help="new sessions for the cold vs warm session check (default 100; quick 20)"
+    )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument(
         "--wait-idle",
@@ -517,6 +775,9 @@ def main(argv: list[str] | None = None) -> int:
         idle_rate=2.0,
         jira_latency=args.jira_latency,
         postgres=postgres,
+        report_requests=args.report_requests or (100 if args.quick else 500),
+        report_sessions=args.sessions,
+        cold_reports=args.cold or (20 if args.quick else 100),
     )
 
     signal.signal(signal.SIGTERM, _terminate)
@@ -535,6 +796,10 @@ def main(argv: list[str] | None = None) -> int:
         for kind in bench.databases():
             print(f"bench: 2. webhook -> ticket latency ({kind})", file=sys.stderr)
             latency[kind] = bench.latency(kind)
+        reports = {}
+        for kind in bench.databases():
+            print(f"bench: 4. customer reports ({kind})", file=sys.stderr)
+            reports[kind] = bench.reports(kind, intake[f"bot_{kind}"], latency[kind]["series"].get("loaded"))
     except BaseException as exc:
         failure = exc
         raise
@@ -555,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
             ("bare", bare_rss),
             *((f"bot_intake_{k}", intake[f"bot_{k}"]["peak_rss_bytes"]) for k in bench.databases()),
             *((f"bot_latency_{k}", latency[k]["peak_rss_bytes"]) for k in bench.databases()),
+            *((f"bot_reports_{k}", reports[k]["intake"]["peak_rss_bytes"]) for k in bench.databases()),
         ]
     }
     results = {
@@ -564,6 +830,7 @@ def main(argv: list[str] | None = None) -> int:
         "postgres_skipped": skipped,
         "intake": intake,
         "latency": latency,
+        "reports": reports,
         "memory": memory,
         "bench_seconds": time.perf_counter() - started,
         "load_average_before": load_before,

@@ -67,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from bot import logs, migrate
-    from bot.handlers import all_handlers
+    from bot.handlers import PATIENT_KINDS, all_handlers
     from bot.runtime import Runtime
     from bot.worker import WorkerPool
 
@@ -76,7 +76,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     runtime = Runtime.build(settings)
     if not migrate.is_current(runtime.engine, settings.database_url):
         return _fail("the database schema is not current: run `triage-bot db upgrade` first")
-    pool = WorkerPool(runtime, all_handlers(), args.threads or settings.workers or 1)
+    pool = WorkerPool(runtime, all_handlers(), args.threads or settings.workers or 1, patient=PATIENT_KINDS)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -15,6 +15,10 @@ from bot.slack_actions import KIND as SLACK_ACTION
 from bot.ticket_effects import HANDLERS as TICKET_EFFECTS
 from bot.worker import Handler
 
+# Kinds retried for as long as their outage lasts (backoff capped at 5 minutes) instead of job_max_attempts:
+# an e-mail to a customer must not be lost to a long SMTP outage.
+PATIENT_KINDS = frozenset({MAIL_SEND})
+
 
 def all_handlers() -> dict[str, Handler]:
     return {

@@ -8,6 +8,7 @@ Jira and the bot from echoing each other. Only Slack effects are queued, never J
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sqlmodel import select
@@ -15,16 +16,19 @@ from sqlmodel import select
 from bot import queue
 from bot.alert_processing import ticket_of_lane
 from bot.models import InboundEvent, Person, Ticket, TicketHistory
+from bot.reports import send_mail
 from bot.retry import PermanentError
 from bot.runtime import Runtime
 from bot.ticket_store import move, record, show_in
 from bot.worker import JobContext
 from workflows.escaping import one_line, truncate
 from workflows.lifecycle import EffectKind
+from workflows.reports import mask_email
 from workflows.routing import card_channels
 from workflows.states import TicketState
 
 KIND = "jira.event"
+CLOSED_IN_JIRA = "Our team has dealt with your report and closed it."
 COMMENT_PREVIEW = 500
 
 
@@ -61,6 +65,9 @@ def handle_jira_event(runtime: Runtime, ctx: JobContext) -> None:
                         session, ticket, TicketState(state), actor=name, via="jira", note=f"moved to {to_name} in Jira"
                     )
                     show_in(session, ticket, card_channels(runtime.policy, ticket.team, TicketState(state)))
+                    if TicketState(state) is TicketState.CLOSED and ticket.customer_email:
+                        # Closed in Jira: the customer is told all the same, in the template's own words.
+                        send_mail(session, runtime.settings, ticket, "closed", {"message": CLOSED_IN_JIRA})
                     notes.append(f"{name} moved this to {TicketState(state).label} in Jira ({to_name}).")
             elif field == "assignee":
                 who = item.get("toString") or "nobody"
@@ -82,7 +89,12 @@ def handle_jira_event(runtime: Runtime, ctx: JobContext) -> None:
             ).first()
             if already is None:
                 record(session, ticket, actor=name, via="jira", note=seen)
-                notes.append(f"{name} commented in Jira: {truncate(one_line(comment['body']), COMMENT_PREVIEW)}")
+                preview = truncate(one_line(comment["body"]), COMMENT_PREVIEW)
+                if ticket.customer_email:  # a comment quoting the customer's address: not into Slack
+                    preview = re.sub(
+                        re.escape(ticket.customer_email), mask_email(ticket.customer_email), preview, flags=re.I
+                    )
+                notes.append(f"{name} commented in Jira: {preview}")
         if not notes:
             return
         lane = ctx.job.lane

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -22,7 +22,6 @@ from bot.clock import utcnow
 from bot.db import transaction
 from bot.housekeeping import IDEMPOTENCY_KEPT
 from bot.identity import Customer
-from bot.mail_jobs import KIND as MAIL_SEND
 from bot.models import IdempotentRequest, InboundEvent, ReportAttachment, Ticket
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -31,6 +30,7 @@ from workflows.lifecycle import EffectKind
 from workflows.reports import SOURCE, STATUS_TEXT, ReportIn, route
 from workflows.states import TicketState, initial_state
 
+MAIL_SEND = "mail.send"  # handled by bot.mail_jobs
 RATE_WINDOW = timedelta(minutes=1)
 _REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U to misread
 
@@ -78,6 +78,10 @@ def accept(runtime: Runtime, customer: Customer, report: ReportIn, idempotency_k
     request_digest = digest(report)
     try:
         with transaction(runtime.engine) as session:
+            if not runtime.settings.is_sqlite:
+                # One customer's reports one at a time (SQLite writers already are): the rate limit's count and
+                # the key's lookup then see every earlier request of theirs.
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:sub, 1))"), {"sub": customer.sub})
             if idempotency_key is not None:
                 earlier = _earlier(session, customer.sub, idempotency_key, request_digest)
                 if earlier is not None:
@@ -111,7 +115,11 @@ def _earlier(session: Session, sub: str, key: str, request_digest: str) -> Answe
     kept = session.exec(
         select(IdempotentRequest).where(IdempotentRequest.customer_sub == sub, IdempotentRequest.key == key)
     ).first()
-    if kept is None or kept.created_at < utcnow() - IDEMPOTENCY_KEPT:
+    if kept is None:
+        return None
+    if kept.created_at < utcnow() - IDEMPOTENCY_KEPT:
+        session.delete(kept)  # expired: the key starts afresh
+        session.flush()
         return None
     if kept.request_digest != request_digest:
         raise KeyReused("this Idempotency-Key was used for a different report")
@@ -181,11 +189,12 @@ def _open_ticket(session: Session, runtime: Runtime, customer: Customer, report:
     lane = ticket_lane(ticket.id)
     queue.enqueue(session, kind=EffectKind.JIRA_CREATE.value, lane=lane)
     queue.enqueue(session, kind=EffectKind.SLACK_CARD.value, lane=lane, coalesce=True)
+    names: set[str] = set()
     for attachment in report.attachments:
         data = attachment.decoded()
         row = ReportAttachment(
             ticket_id=ticket.id,
-            filename=attachment.filename,
+            filename=_unique(attachment.filename, names),
             content_type=attachment.content_type,
             size=len(data),
             data=data,
@@ -201,6 +210,17 @@ def _open_ticket(session: Session, runtime: Runtime, customer: Customer, report:
 def mail_on(settings: Settings) -> bool:
     """E-mail is sent when an SMTP server is configured (or the sandbox's catcher stands in for one)."""
     return settings.smtp_url is not None or settings.mail_sandbox
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``log.txt``, ``log (2).txt``...: an uncertain upload is found again by name and size, so no two alike."""
+    stem, dot, ext = name.rpartition(".") if "." in name.strip(".") else (name, "", "")
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem} ({n}){dot}{ext}"
+    taken.add(candidate)
+    return candidate
 
 
 def send_mail(session: Session, settings: Settings, ticket: Ticket, kind: str, context: dict[str, str]) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -55,7 +58,7 @@ class Settings(BaseSettings):
     session_timeout: float = Field(default=5.0, gt=0, le=60)
     reports_per_minute: int = Field(default=10, ge=1, le=10_000)  # per customer
     report_attachments: int = Field(default=5, ge=0, le=20)  # at most this many per report
-    report_attachment_bytes: int = Field(default=2_097_152, ge=1024)  # each, decoded
+    report_attachment_bytes: int = Field(default=2_097_152, ge=1024, le=26_214_400)  # each, decoded (25 MiB max)
     # E-mail to customers: smtp://user:password@host:587 (STARTTLS) or smtps://user:password@host:465 (TLS).
     # Unset: the built-in mail catcher in full sandbox mode, otherwise no e-mail is sent (said at start).
     smtp_url: SecretStr | None = None
@@ -156,6 +159,12 @@ class Settings(BaseSettings):
                 "TRIAGE_SESSION_INTROSPECTION_URL is set but TRIAGE_SESSION_INTROSPECTION_TOKEN is not: set the "
                 "bearer token the bot presents to the identity service"
             )
+        try:
+            sender = Address(addr_spec=parseaddr(self.mail_from)[1])
+        except (ValueError, IndexError, HeaderParseError):
+            sender = None
+        if sender is None or not sender.domain or any(c in self.mail_from for c in "\r\n"):
+            raise ValueError("TRIAGE_MAIL_FROM is not an e-mail address; write it like: Support <help@example.com>")
         if self.smtp_url is not None:
             parts = urlsplit(self.smtp_url.get_secret_value())
             if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
@@ -246,7 +255,8 @@ class Settings(BaseSettings):
     @property
     def identity_sandbox(self) -> bool:
         """Sessions are checked by the built-in identity emulator (only ever in full sandbox mode)."""
-        return self.session_introspection_url is None and self.full_sandbox
+        # Not with a real mail server: anyone could make up a sandbox session and have e-mail sent through it.
+        return self.session_introspection_url is None and self.full_sandbox and self.smtp_url is None
 
     @property
     def mail_sandbox(self) -> bool:

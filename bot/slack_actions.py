@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from bot import queue
 from bot.alert_processing import ticket_lane
 from bot.models import InboundEvent, Ticket, TicketHistory
-from bot.reports import send_mail
+from bot.reports import mail_on, send_mail
 from bot.retry import PermanentError
 from bot.runtime import Runtime
 from bot.slack_gateway import CHANNEL_UNREACHABLE
@@ -73,7 +73,7 @@ def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
             if click.get("version") != ticket.version:
                 reason = _who_moved_it(session, ticket) or reason
             tell(session, click["channel"], click["user"], f"Nothing changed: {reason}.")
-        elif (problem := _input_problem(runtime.policy, runtime.slack.members, ticket, action, click)) is not None:
+        elif (problem := _input_problem(runtime, ticket, action, click)) is not None:
             tell(session, click["channel"], click["user"], f"Nothing changed: {slack_text(problem)}.")
         else:
             _carry_out(session, runtime, ticket, action, verdict.to, click)
@@ -145,11 +145,10 @@ def judge(
     )
 
 
-def _input_problem(
-    policy: Policy, members: Members, ticket: Ticket, action: Action, click: dict[str, Any]
-) -> str | None:
+def _input_problem(runtime: Runtime, ticket: Ticket, action: Action, click: dict[str, Any]) -> str | None:
     """What is wrong with what the form said (checked again here: the policy may have changed since)."""
-    form = form_for(action, has_customer=ticket.customer_email is not None)
+    policy, members = runtime.policy, runtime.slack.members
+    form = form_for(action, has_customer=ticket.customer_email is not None and mail_on(runtime.settings))
     if form is not None and not click.get(INPUT_KEY[form.kind]):
         return f"{action.label} needs its form: press the button again"
     if action is Action.ASSIGN_TEAM and click.get("team") not in policy.teams:

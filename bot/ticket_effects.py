@@ -205,7 +205,16 @@ def jira_attach(runtime: Runtime, ctx: JobContext) -> None:
         session.expunge(row)
     assert row.data is not None
     found = runtime.jira.find_attachment(key, row.filename, row.size) if ctx.job.attempts > 1 else None
-    jira_id = found or runtime.jira.attach(key, row.filename, row.content_type, row.data)
+    try:
+        jira_id = found or runtime.jira.attach(key, row.filename, row.content_type, row.data)
+    except JIRAError as problem:
+        if problem.status_code not in (400, 403, 404, 413):
+            raise
+        # Attachments off, no permission, or over Jira's size limit: the ticket goes on without this file.
+        log.error("Jira refused a report's attachment", extra={"jira_key": key, "status": problem.status_code})
+        why = slack_text(str(problem.text or problem.status_code))
+        _say(ctx, f"Jira refused the customer's file {slack_text(row.filename)} ({why}); it is not on {key}.")
+        return
     with ctx.final() as session:
         stored = session.get(ReportAttachment, attachment_id)
         assert stored is not None

@@ -48,9 +48,17 @@ class JobContext:
 
 
 class WorkerPool:
-    def __init__(self, runtime: Runtime, handlers: dict[str, Handler], threads: int, name: str = "") -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        handlers: dict[str, Handler],
+        threads: int,
+        name: str = "",
+        patient: frozenset[str] = frozenset(),
+    ) -> None:
         self.runtime = runtime
         self.handlers = handlers
+        self.patient = patient  # job kinds whose passing failures are retried for as long as they last
         self.threads = threads
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
@@ -136,7 +144,9 @@ class WorkerPool:
     def _failed(self, job: Job, worker_id: str, exc: Exception) -> None:
         verdict = classify(exc)
         rate_limited = verdict.rate_limited
-        retry = verdict.retryable and (rate_limited or job.attempts < self.runtime.settings.job_max_attempts)
+        retry = verdict.retryable and (
+            rate_limited or job.kind in self.patient or job.attempts < self.runtime.settings.job_max_attempts
+        )
         delay = delay_for(job.attempts, verdict) if retry else None
         error = f"{type(exc).__name__}: {exc}"
         fields = {

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from sqlmodel import Session
 
 from bot import logs, migrate, queue
-from bot.handlers import all_handlers
+from bot.handlers import PATIENT_KINDS, all_handlers
 from bot.identity import SessionVerifier
 from bot.mailer import Mailer
 from bot.metrics import register_queue_collector
@@ -55,7 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if catcher is not None:
             catcher.start()  # the sandbox's SMTP server, on a free port: its mail at /sandbox/mail
             runtime.mailer = Mailer(settings, catcher.target)
-        pool = WorkerPool(runtime, all_handlers(), settings.workers) if settings.workers else None
+        pool = (
+            WorkerPool(runtime, all_handlers(), settings.workers, patient=PATIENT_KINDS) if settings.workers else None
+        )
         app.state.pool = pool
         if pool is not None:
             pool.start()

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from workflows.escaping import one_line, slack_text, truncate
-from workflows.reports import app_line, mask_email
+from workflows.reports import app_line, reporter
 from workflows.tickets import TicketView
 from workflows.transitions import Action, actions_for
 
@@ -48,7 +48,7 @@ def card(ticket: TicketView, original: str | None = None) -> list[dict[str, Any]
     if ticket.is_report:
         app = ticket.labels
         fields += [
-            f"*Reported by*\n{slack_text(ticket.customer_sub or '')} ({slack_text(mask_email(ticket.customer_email))})",
+            f"*Reported by*\n{slack_text(reporter(ticket.customer_sub, ticket.customer_email))}",
             f"*App*\n{slack_text(app_line(app))}",
             f"*Category*\n{slack_text(app.get('category', ''))}",
             f"*Reference*\n{slack_text(ticket.report_ref or '')}",

@@ -166,6 +166,13 @@ class ReportsJira(_Strict):
     issue_type: str = "Bug"
     labels: tuple[str, ...] = ()
 
+    @field_validator("project")
+    @classmethod
+    def _project_key(cls, value: str) -> str:
+        if not JIRA_PROJECT.match(value):
+            raise ValueError("a Jira project key is upper-case letters and digits, like SUP")
+        return value
+
 
 class ReportRoute(_Strict):
     """Reports whose fields match (``category``, ``app``, ``platform``) go to ``team`` at ``priority``."""

@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from workflows.escaping import one_line, strip_control
-from workflows.policy import Policy
+from workflows.policy import MatchValue, Policy
 from workflows.routing import matches
 from workflows.states import TicketState
 
@@ -27,7 +27,26 @@ SOURCE = "report"
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 _CATEGORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
+_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
+# What a report's files may say they are; anything else goes to Jira as application/octet-stream, so nobody's
+# browser renders or runs it from there.
+SAFE_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/heic",
+        "text/plain",
+        "text/csv",
+        "application/json",
+        "application/pdf",
+        "application/zip",
+        "application/gzip",
+        "video/mp4",
+        "video/quicktime",
+    }
+)
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9 ._()+-]")
 
 
@@ -61,7 +80,7 @@ class Attachment(_Strict):
         value = value.strip().lower().split(";", 1)[0].strip()
         if not _CONTENT_TYPE.match(value):
             raise ValueError("a media type such as image/png or text/plain")
-        return value
+        return value if value in SAFE_TYPES else "application/octet-stream"
 
     def decoded(self) -> bytes:
         try:
@@ -73,6 +92,8 @@ class Attachment(_Strict):
 class ReportIn(_Strict):
     """The body of ``POST /reports``."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
     subject: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=SUBJECT_LIMIT)]
     description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_LIMIT)] = ""
     category: str
@@ -83,7 +104,14 @@ class ReportIn(_Strict):
     @field_validator("subject", "description")
     @classmethod
     def _text(cls, value: str) -> str:
-        return strip_control(value)
+        return strip_control(value).strip()
+
+    @field_validator("subject")
+    @classmethod
+    def _subject_left(cls, value: str) -> str:
+        if not value:
+            raise ValueError("the subject has no visible text")
+        return value
 
     @field_validator("category")
     @classmethod
@@ -126,24 +154,23 @@ class ReportRouting:
     channel: str
     project: str
     issue_type: str
-    labels: tuple[str, ...]
 
 
 def route(policy: Policy, report: ReportIn) -> ReportRouting:
     """Where a report goes: the first route whose fields match, else the operators' triage."""
     reports = policy.reports
-    fields = {"category": report.category, "app": report.app.name, "platform": report.app.platform}
+    # Matched without regard to case: "iOS" and "ios" are one platform, "Billing" and "billing" one category.
+    fields = {"category": report.category, "app": report.app.name.lower(), "platform": report.app.platform.lower()}
     team: str | None = None
     priority = reports.default_priority if reports else "Medium"
     for candidate in reports.routes if reports else ():
-        if matches(candidate.match, fields):
+        if matches(_lower(candidate.match), fields):
             team, priority = candidate.team, candidate.priority or priority
             break
     channel = policy.teams[team].channel if team in policy.teams else policy.operators.channel
     project = reports.jira.project if reports else policy.jira.project
     issue_type = reports.jira.issue_type if reports else policy.jira.issue_type
-    labels = reports.jira.labels if reports else policy.jira.labels
-    return ReportRouting(team if team in policy.teams else None, priority, channel, project, issue_type, labels)
+    return ReportRouting(team if team in policy.teams else None, priority, channel, project, issue_type)
 
 
 # What the customer is told of each state (GET /reports/{id}); the words never reveal who works on it.
@@ -155,6 +182,26 @@ STATUS_TEXT = {
     TicketState.IN_QA: "The fix is being tested",
     TicketState.CLOSED: "Closed",
 }
+
+
+def _lower(selector: dict[str, MatchValue]) -> dict[str, MatchValue]:
+    return {k: [x.lower() for x in v] if isinstance(v, list) else v.lower() for k, v in selector.items()}
+
+
+def metric_category(policy: Policy, category: str) -> str:
+    """A category as a metric label: one the policy routes by, else "other" (customers write anything)."""
+    known = {
+        str(v).lower()
+        for r in (policy.reports.routes if policy.reports else ())
+        for v in ([r.match["category"]] if isinstance(r.match.get("category"), str) else r.match.get("category") or [])
+    }
+    return category if category in known else "other"
+
+
+def reporter(sub: str | None, email: str | None) -> str:
+    """Who reported it, for Slack: the customer's id and masked e-mail (an id that is an address is masked too)."""
+    who = mask_email(sub) if sub and "@" in sub else (sub or "unknown")
+    return f"{who} ({mask_email(email)})"
 
 
 def mask_email(email: str | None) -> str:

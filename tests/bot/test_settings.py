@@ -61,3 +61,21 @@ def test_with_the_slack_emulator_any_value_turns_it_on(monkeypatch: pytest.Monke
     assert loaded.slack_sandbox
     assert loaded.effective_slack_app_token() == SANDBOX_SLACK_APP_TOKEN  # the emulator's own token
     assert loaded.secrets() == ()  # there it is a switch, not a secret: masking "yes" would garble the logs
+
+
+@pytest.mark.parametrize("sender", ["Support help@shop.example", "no-at-sign", "a@b\r\nBcc: x@y"])
+def test_a_sender_that_is_not_an_address_stops_the_start(monkeypatch: pytest.MonkeyPatch, sender: str) -> None:
+    monkeypatch.setenv("TRIAGE_MAIL_FROM", sender)
+    with pytest.raises(SettingsError, match="TRIAGE_MAIL_FROM"):
+        load_settings()
+
+
+def test_reports_and_mail_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIAGE_MAIL_FROM", "Support <help@shop.example>")
+    monkeypatch.setenv("TRIAGE_SMTP_URL", "smtp://bot:s3cr%40t@mail.example:587")
+    settings = load_settings()
+    assert "s3cr%40t" in " ".join(settings.secrets())  # the URL (with its password) is masked in logs
+    assert not settings.identity_sandbox  # a real mail server: no made-up sandbox sessions
+    monkeypatch.setenv("TRIAGE_SESSION_INTROSPECTION_URL", "https://id.example/introspect")
+    with pytest.raises(SettingsError, match="TRIAGE_SESSION_INTROSPECTION_TOKEN"):
+        load_settings()

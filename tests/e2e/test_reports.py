@@ -21,7 +21,7 @@ from bot.sandbox.server_thread import ServerThread
 from bot.settings import SANDBOX_IDENTITY_TOKEN
 from tests.conftest import Emulators
 from tests.e2e.helpers import cards, issues, queue_drained
-from tests.harness import BotProcess
+from tests.harness import WEBHOOK_TOKEN, BotProcess
 
 JANE, JOHN, READONLY = "sandbox-session-jane", "sandbox-session-john", "sandbox-session-readonly"
 
@@ -299,3 +299,75 @@ def queue_drained_but_mail(database_url: str) -> None:
         wait_until(check, timeout=60, interval=0.1, what="everything but e-mail to be done")
     finally:
         engine.dispose()
+
+
+def test_edges_files_keys_races_and_jira(
+    make_bot: Any,
+    emulators: Emulators,
+    database_url: str,
+    identity: tuple[IdentityEmulator, str],
+    mail: MailCatcher,
+) -> None:
+    emulator, url = identity
+    bot: BotProcess = make_bot(**identity_env(url), **mail_env(mail), TRIAGE_REPORTS_PER_MINUTE="3")
+
+    # A customer id longer than the bot keeps is refused, not a 500.
+    emulator.add_session("long-sub-session", "c" * 200, "long@example.com")
+    assert post(bot, report(), session="long-sub-session").status_code == 401
+
+    # Ten at once from one customer with a limit of three: exactly three are opened.
+    emulator.add_session("racer", "customer-race", "race@example.com")
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda n: post(bot, report(f"race {n}"), session="racer").status_code, range(10)))
+    assert sorted(answers) == [201] * 3 + [429] * 7
+
+    # Files: same names made unique, a type nobody should open from Jira sent as a plain download; Jira refusing
+    # one file (over its size limit, say) holds nothing up.
+    files = [
+        {"filename": "log.txt", "content_type": "text/plain", "data": base64.b64encode(b"one").decode()},
+        {"filename": "log.txt", "content_type": "text/plain", "data": base64.b64encode(b"two").decode()},
+        {"filename": "page.html", "content_type": "text/html", "data": base64.b64encode(b"<script>").decode()},
+        {"filename": "huge.bin", "content_type": "application/zip", "data": base64.b64encode(b"zip").decode()},
+    ]
+    emulators.jira.set_fault(status=413, count=1, methods={"POST"}, path_contains="/attachments")
+    created = post(bot, report("files", category="other", attachments=files))
+    assert created.status_code == 201, created.text
+    queue_drained(database_url)
+    [issue] = [i for i in issues(emulators) if i["fields"]["summary"] == "files"]
+    attached = {(a["filename"], a["mimeType"]) for a in issue["fields"]["attachment"]}
+    assert len(attached) == 3 and ("log (2).txt", "text/plain") in attached
+    assert ("page.html", "application/octet-stream") in attached
+    [card] = [c for c in cards(emulators, "C0OPS") if created.json()["id"] in json.dumps(c["blocks"])]
+    thread = [m["text"] for m in emulators.slack.thread("C0OPS", card["ts"])]
+    assert any(t.startswith("Jira refused the customer's file log.txt (") for t in thread), thread
+
+    # Closed in Jira: the customer is told all the same; a comment quoting their address stays masked in Slack.
+    emulators.jira.add_webhook(f"{bot.url}/jira/webhook?token={WEBHOOK_TOKEN}")
+    emulators.jira.add_comment(issue["key"], "Wrote to jane.doe@example.com about it", user="alice")
+    emulators.jira.transition(issue["key"], "Done", user="alice")
+    from tests.harness import wait_until
+
+    wait_until(
+        lambda: any(".closed." in m["message_id"] for m in mail.messages()), timeout=20, what="the closing e-mail"
+    )
+    closing = next(m for m in mail.messages() if ".closed." in m["message_id"])
+    assert "Our team has dealt with your report and closed it." in closing["text"]
+    queue_drained(database_url)
+    assert "jane.doe@example.com" not in json.dumps(emulators.slack.messages())
+    assert any("j***@example.com about it" in m["text"] for m in emulators.slack.thread("C0OPS", card["ts"]))
+
+    # An Idempotency-Key kept past its day starts afresh instead of failing.
+    first = post(bot, report("kept"), session=JOHN, **{"Idempotency-Key": "old-key"})
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE idempotent_requests SET created_at = created_at - interval '2 days'"))
+    except Exception:  # SQLite has no interval: the same, its way
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE idempotent_requests SET created_at = datetime(created_at, '-2 days')"))
+    finally:
+        engine.dispose()
+    again = post(bot, report("kept"), session=JOHN, **{"Idempotency-Key": "old-key"})
+    assert again.status_code == 201 and again.json()["id"] != first.json()["id"]
