@@ -127,8 +127,9 @@ class SessionVerifier:
             task.cancel()
         await self._client.aclose()
 
-    async def verify(self, session_id: str) -> Customer:
-        """The customer behind ``session_id``; raises SessionRefused, ScopeMissing or IdentityUnavailable."""
+    async def verify(self, session_id: str, *, scopes: frozenset[str] | None = None) -> Customer:
+        """The customer behind ``session_id``; raises SessionRefused, ScopeMissing or IdentityUnavailable.
+        ``scopes``: the scopes needed instead of TRIAGE_SESSION_SCOPE's (empty: any active session)."""
         check_session_id(session_id)
         key = session_key(session_id)
         answer = self._cached(key)
@@ -136,7 +137,7 @@ class SessionVerifier:
             answer = await self._ask_once(key, session_id)
         if answer.customer is None:
             raise SessionRefused(answer.refusal)
-        missing = self.required_scopes - answer.customer.scopes
+        missing = (self.required_scopes if scopes is None else scopes) - answer.customer.scopes
         if missing:
             raise ScopeMissing(" ".join(sorted(missing)))
         return answer.customer

@@ -38,7 +38,11 @@ def body_limit(runtime: Runtime) -> int:
     return settings.report_attachments * (settings.report_attachment_bytes * 3 // 2 + 1024) + 256 * 1024
 
 
-async def customer_of(request: Request, session_id: str | None) -> Customer:
+READ_SCOPE = "reports:read"
+
+
+async def customer_of(request: Request, session_id: str | None, *, reading: bool = False) -> Customer:
+    """The customer behind the session; for ``reading``, a session with the read scope (or the write one) will do."""
     verifier: SessionVerifier | None = request.app.state.verifier
     if verifier is None:
         raise Refusal(
@@ -47,7 +51,7 @@ async def customer_of(request: Request, session_id: str | None) -> Customer:
     if not session_id:
         raise Refusal(401, "no_session", "send the customer's session id in X-Session-Id")
     try:
-        customer = await verifier.verify(session_id)
+        customer = await verifier.verify(session_id, scopes=frozenset() if reading else None)
     except SessionRefused as exc:
         raise Refusal(401, "invalid_session", str(exc)) from None
     except ScopeMissing as exc:
@@ -59,6 +63,8 @@ async def customer_of(request: Request, session_id: str | None) -> Customer:
             "the session cannot be checked right now; try again later",
             {"Retry-After": str(exc.retry_after)},
         ) from None
+    if reading and verifier.required_scopes and not customer.scopes & (verifier.required_scopes | {READ_SCOPE}):
+        raise Refusal(403, "insufficient_scope", f"the session needs the scope {READ_SCOPE}")
     if len(customer.sub) > SUB_LIMIT:
         raise Refusal(401, "invalid_session", "the identity service named the customer with an over-long id")
     return customer
@@ -120,7 +126,7 @@ async def get_report(
     x_session_id: SessionHeader = None,
 ) -> dict[str, Any]:
     """The status of one of the customer's own reports; anyone else's is not found."""
-    customer = await customer_of(request, x_session_id)
+    customer = await customer_of(request, x_session_id, reading=True)
     found = await run_in_threadpool(reports.lookup, runtime, customer, ref) if _REF.match(ref) else None
     if found is None:
         raise Refusal(404, "not_found", f"no report {ref}")

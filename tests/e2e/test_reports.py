@@ -141,6 +141,10 @@ def test_refusals_change_nothing(
     theirs = httpx.get(f"{bot.url}/reports/{ref}", headers={"X-Session-Id": JOHN})
     assert theirs.status_code == 404 and theirs.json()["error"] == "not_found"
     assert httpx.get(f"{bot.url}/reports/{ref}").status_code == 401
+    # Reading needs reports:read (or the write scope): a read-only session may ask, one with neither may not.
+    assert httpx.get(f"{bot.url}/reports/{ref}", headers={"X-Session-Id": READONLY}).status_code == 404
+    emulator.add_session("no-scopes", "customer-1009", "nos@example.com", scope="profile")
+    assert httpx.get(f"{bot.url}/reports/{ref}", headers={"X-Session-Id": "no-scopes"}).status_code == 403
     assert json.dumps(emulators.slack.messages()).count("jane.doe@example.com") == 0
     assert [i["fields"]["project"]["key"] for i in issues(emulators)] == ["SUP", "SUP", "SUP"]
     assert len(cards(emulators, "C0PAY")) == 3
