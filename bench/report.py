@@ -336,10 +336,9 @@ def _reports(results: dict[str, Any]) -> list[str]:
 
     out += [
         "",
-        f"   201 -> Jira issue exists: a bot with default workers on a fresh database, {c['groups']} reports at "
-        f"{c['rate']:g}/s (new sessions), Jira +{floor * 1000:.0f} ms;",
-        "   baseline: the alerts' 'loaded' series of section 2 (same count, rate and Jira latency), and the Jira "
-        "floor.",
+        f"   201 -> Jira issue exists: a bot with default workers on a fresh database, {c['report_stream']} reports "
+        f"at {c['rate']:g}/s after one unmeasured (as section 2's 'unloaded'), Jira +{floor * 1000:.0f} ms;",
+        "   baseline: the alerts' 'loaded' series of section 2 (same rate and Jira latency), and the Jira floor.",
     ]
     rows = []
     for kind, r in reports.items():
@@ -390,4 +389,14 @@ def _reports(results: dict[str, Any]) -> list[str]:
             f"{lat['emails_delivered']} receipts delivered, all issues after {lat['seconds_until_all_issues']:.1f} s, "
             f"queue empty after {lat['seconds_until_queue_drained']:.1f} s, 201 p99 {_n(lat['ack_ms']['p99'])} ms."
         )
+        jobs = ", ".join(
+            f"{kind} {_n(st['p50'])} / {_n(st['p99'])}" for kind, st in lat.get("jobs_queued_to_done_ms", {}).items()
+        )
+        calls = ", ".join(
+            f"{name} {v['count']} x {_n(v['mean_ms'], '.1f')}" for name, v in lat.get("outside_calls", {}).items()
+        )
+        out.append(f"      jobs queued -> done, p50 / p99 ms: {jobs}; outside calls (n x mean ms): {calls}.")
+    out.append(
+        "   Wall time of this section: " + ", ".join(f"{k} {r['seconds']:.0f} s" for k, r in reports.items()) + "."
+    )
     return out

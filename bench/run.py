@@ -38,7 +38,7 @@ from bench.procs import (
     postgres_sessions,
 )
 from bench.report import render
-from bot.alert_processing import lane_for
+from bot.alert_processing import lane_for, ticket_lane
 from bot.sandbox.identity_emulator import IdentityEmulator, create_identity_emulator
 from bot.sandbox.jira_emulator import ChangeEvent, JiraEmulator, create_jira_emulator
 from bot.sandbox.mail_catcher import MailCatcher
@@ -75,6 +75,7 @@ class Config:
     report_requests: int
     report_sessions: int
     cold_reports: int
+    report_stream: int
 
 
 def bot_env(database_url: str, jira_url: str, slack_url: str, **extra: str) -> dict[str, str]:
@@ -400,9 +401,10 @@ class Bench:
           closed-loop rounds over the same customers, so no request waits for the identity service;
         - session check: one request at a time, a new session's first report (one introspection call) and at
           once its second (cached), pair after pair; baseline: the introspection call alone, from here;
-        - 201 -> Jira issue exists: a bot with default workers on a fresh database, reports sent like the
-          alerts' 'loaded' series (same count, rate and Jira latency)."""
+        - 201 -> Jira issue exists: a bot with default workers on a fresh database, ``report_stream`` reports
+          sent like the alerts' 'loaded' series (same rate and Jira latency)."""
         c = self.config
+        started = time.perf_counter()
         run_id = f"{kind}{int(time.time())}"
         sessions = self.new_sessions(f"{run_id}-warm", c.report_sessions)
         warmup = report_posts(sessions, len(sessions), f"{run_id}-warmup")
@@ -448,14 +450,18 @@ class Bench:
             f"({intake['ratio_requests_per_s_vs_alerts']:.2f}x alerts)",
             file=sys.stderr,
         )
+        latency = self._report_latency(kind, sessions, run_id, loaded)
         return {
             "database": kind,
             "intake": intake,
             "session_check": session_check,
-            "latency": self._report_latency(kind, sessions, run_id, loaded),
+            "latency": latency,
+            "seconds": time.perf_counter() - started,  # the whole scenario on this database, bots' starts included
         }
 
     def _session_check(self, bot: Server, prefix: str) -> dict[str, Any]:
+        """Pairs of reports, one request at a time: a new session's first (the bot asks the identity service)
+        and at once its second (the bot's cache answers); then the introspection call alone, from the bench."""
         c = self.config
         sessions = self.new_sessions(prefix, c.cold_reports)
         posts = report_posts([s for s in sessions for _ in range(2)], 2 * len(sessions), prefix)
@@ -504,7 +510,7 @@ class Bench:
                     created[event.issue_key] = event.timestamp
 
         unsubscribe = self.jira.on_change(on_change)
-        posts = report_posts(sessions, c.groups, f"{run_id}-latency")
+        posts = report_posts(sessions, c.report_stream, f"{run_id}-latency")
         first = report_posts(sessions, 1, f"{run_id}-first")
 
         def send(items: list[load.Post]) -> list[load.Ack]:
@@ -526,11 +532,14 @@ class Bench:
             with self.database(kind, "reports_latency") as url:
                 bot = self.bot(f"bot-reports-latency-{kind}", url, **self.report_env())
                 settle(sum(1 for a in send(first) if a.status == 201), time.monotonic() + 60)
+                before = scrape(bot)
+                expected = len(created)
                 begin, started = time.time(), time.perf_counter()
                 acks = send(posts)
                 sent = time.perf_counter() - started
-                expected = len(created) + sum(1 for a in acks if a.status == 201)
+                expected += sum(1 for a in acks if a.status == 201)
                 all_created, drained = settle(expected, time.monotonic() + 60 + len(posts) / max(c.rate, 0.1) * 4)
+                after = scrape(bot)
                 bot.stop()
                 tables = read_tables(url)
         finally:
@@ -546,10 +555,18 @@ class Bench:
             if key is not None and key in created:
                 ack_to_issue.append(created[key] - ack.acked_at)
         measured = {a.dedup_key for a in acks if a.dedup_key}
+        lanes = {ticket_lane(t.id) for t in tables.tickets if t.dedup_key in measured and t.id is not None}
+        refs = {key.removeprefix("report:") for key in measured}
+        job_ms: dict[str, list[float]] = {}
+        for job in tables.jobs:
+            if job.lane in lanes or job.lane.removeprefix("mail:") in refs:
+                waited = seconds_between(job.created_at, job.finished_at)
+                if waited is not None:
+                    job_ms.setdefault(job.kind, []).append(1000 * waited)
+        calls_before, calls_after = (parse_prometheus(text)["outside_calls"] for text in (before, after))
         db_latency = [
             seconds_between(t.first_event_at, t.jira_created_at) for t in tables.tickets if t.dedup_key in measured
         ]
-        refs = {key.removeprefix("report:") for key in measured}
         bench_clock = summary(ack_to_issue)
         db_clock = summary([v for v in db_latency if v is not None])
         alerts_clock = loaded["ack_to_issue_s"] if loaded else None
@@ -567,6 +584,9 @@ class Bench:
             "jira_requests": len(requests),
             "jira_requests_by_category": dict(categories.most_common()),
             "jira_requests_per_issue": len(requests) / len(ack_to_issue) if ack_to_issue else None,
+            # each job of the measured reports: queued (with its report) -> done, wait for a worker included
+            "jobs_queued_to_done_ms": {kind: summary(values) for kind, values in sorted(job_ms.items())},
+            "outside_calls": _calls_between(calls_before, calls_after),
             "emails_delivered": sum(
                 1 for m in self.mail.messages() if m["message_id"].split(".", 1)[0].strip("<") in refs
             ),
@@ -596,6 +616,24 @@ def report_posts(sessions: list[str], count: int, tag: str) -> list[load.Post]:
         )
         for i in range(count)
     ]
+
+
+def scrape(server: Server) -> str:
+    answer = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}, timeout=30)
+    answer.raise_for_status()
+    return answer.text
+
+
+def _calls_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Outside calls (count, mean ms) made between two scrapes (``parse_prometheus``'s ``outside_calls``)."""
+    calls = {}
+    for name, now in after.items():
+        then = before.get(name) or {"count": 0, "mean_ms": None}
+        count = now["count"] - then["count"]
+        if count > 0:
+            total = now["count"] * (now["mean_ms"] or 0.0) - then["count"] * (then["mean_ms"] or 0.0)
+            calls[name] = {"count": count, "mean_ms": total / count}
+    return calls
 
 
 def _report_key(answer: dict[str, Any]) -> str | None:
@@ -734,11 +772,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=20.0, help="groups per second for the latency run")
     parser.add_argument("--jira-latency", type=float, default=0.2, help="seconds the Jira emulator adds per call")
     parser.add_argument(
-        "--reports", type=int, help="customer reports per intake round (default 500; quick 100)", dest="report_requests"
+        "--reports", type=int, help="customer reports per intake round (default 300; quick 100)", dest="report_requests"
     )
-    parser.add_argument("--sessions", type=int, default=200, help="customers (sessions) the reports come from")
     parser.add_argument(
-        "--cold", type=int, help="new sessions for the cold vs warm session check (default 100; quick 20)"
+        "--sessions", type=int, help="customers (sessions) the reports come from (default 200; quick 50)"
+    )
+    parser.add_argument(
+        "--cold", type=int, help="new sessions for the cold vs cached session check (default 50; quick 20)"
     )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument(
@@ -756,6 +796,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     requests = args.requests or (200 if args.quick else 2000)
+    groups = args.groups or (20 if args.quick else 100)
     postgres = not args.no_postgres
     skipped = None
     if postgres and (reason := postgres_available()) is not None:
@@ -769,15 +810,16 @@ def main(argv: list[str] | None = None) -> int:
         connections=args.connections,
         rounds=args.rounds or (1 if args.quick else 3),
         client=args.client,
-        groups=args.groups or (20 if args.quick else 100),
+        groups=groups,
         rate=args.rate,
         idle_groups=5 if args.quick else 10,
         idle_rate=2.0,
         jira_latency=args.jira_latency,
         postgres=postgres,
-        report_requests=args.report_requests or (100 if args.quick else 500),
-        report_sessions=args.sessions,
-        cold_reports=args.cold or (20 if args.quick else 100),
+        report_requests=args.report_requests or (100 if args.quick else 300),
+        report_sessions=args.sessions or (50 if args.quick else 200),
+        cold_reports=args.cold or (20 if args.quick else 50),
+        report_stream=max(1, groups // 2),
     )
 
     signal.signal(signal.SIGTERM, _terminate)

@@ -220,10 +220,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     payload["groupKey"] = f'{{}}:{{alertname="HighErrorRate", demo="{int(time.time())}"}}'
     with httpx.Client(base_url=args.url, headers=headers, timeout=10) as client:
         print(f"-> POST {args.url}/alerts/alertmanager ({len(payload['alerts'])} alerts, group {payload['groupKey']})")
-        try:
-            answer = client.post("/alerts/alertmanager", json=payload)
-        except httpx.HTTPError as exc:
-            return _fail(f"cannot reach {args.url}: {exc}; is `triage-bot serve` (make run) running?")
+        answer = _send(client, "/alerts/alertmanager", payload)
         if answer.status_code != 202:
             return _fail(f"the server answered {answer.status_code}: {answer.text}")
         dedup = answer.json()["dedup_key"]
@@ -284,10 +281,7 @@ def cmd_demo_report(args: argparse.Namespace) -> int:
     }
     with httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
         print(f"-> POST {args.url}/reports as the app of jane.doe@example.com (sandbox session)")
-        try:
-            answer = client.post("/reports", json=report, headers=session)
-        except httpx.HTTPError as exc:
-            return _fail(f"cannot reach {args.url}: {exc}; is `triage-bot serve` (make run) running?")
+        answer = _send(client, "/reports", report, session)
         if answer.status_code != 201:
             return _fail(f"the server answered {answer.status_code}: {answer.text} (--report needs `make run`)")
         ref = answer.json()["id"]
@@ -351,6 +345,18 @@ def cmd_demo_report(args: argparse.Namespace) -> int:
         for line in closing["text"].splitlines()[:8]:
             print(f"   | {line}")
     return 0
+
+
+def _send(client: Any, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    """POST to the running server, or stop with what to do when it is not there."""
+    import httpx
+
+    try:
+        return client.post(path, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise SystemExit(
+            _fail(f"cannot reach {client.base_url}: {exc}; is `triage-bot serve` (make run) running?")
+        ) from None
 
 
 def _card_in(client: Any, channel: str, ticket_id: int, button: str) -> str | None:

@@ -163,15 +163,17 @@ def mail_env(catcher: MailCatcher) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def reporting_bot(make_bot: Any, identity: tuple[IdentityEmulator, str], mail: MailCatcher) -> BotProcess:
+    """The bot with the identity emulator and a real SMTP server (aiosmtpd)."""
+    started: BotProcess = make_bot(**identity_env(identity[1]), **mail_env(mail))
+    return started
+
+
 def test_a_report_from_the_app_to_the_closing_email(
-    make_bot: Any,
-    emulators: Emulators,
-    database_url: str,
-    identity: tuple[IdentityEmulator, str],
-    mail: MailCatcher,
+    reporting_bot: BotProcess, emulators: Emulators, database_url: str, mail: MailCatcher
 ) -> None:
-    _, url = identity
-    bot: BotProcess = make_bot(**identity_env(url), **mail_env(mail))
+    bot = reporting_bot
     screenshot = base64.b64encode(b"\x89PNG fake screenshot").decode()
     body = report(
         "Refund missing\r\nBcc: everyone@example.com",
@@ -255,15 +257,10 @@ def test_a_report_from_the_app_to_the_closing_email(
 
 
 def test_smtp_down_while_tickets_close(
-    make_bot: Any,
-    emulators: Emulators,
-    database_url: str,
-    identity: tuple[IdentityEmulator, str],
-    mail: MailCatcher,
+    reporting_bot: BotProcess, emulators: Emulators, database_url: str, mail: MailCatcher
 ) -> None:
     """E-mails wait for the SMTP server and go out once each when it is back."""
-    _, url = identity
-    bot: BotProcess = make_bot(**identity_env(url), **mail_env(mail))
+    bot = reporting_bot
     mail.set_down(True)
     refs = [post(bot, report(f"problem {n}", category="other")).json()["id"] for n in range(3)]
     queue_drained_but_mail(database_url)
@@ -306,11 +303,7 @@ def queue_drained_but_mail(database_url: str) -> None:
 
 
 def test_edges_files_keys_races_and_jira(
-    make_bot: Any,
-    emulators: Emulators,
-    database_url: str,
-    identity: tuple[IdentityEmulator, str],
-    mail: MailCatcher,
+    make_bot: Any, emulators: Emulators, database_url: str, identity: tuple[IdentityEmulator, str], mail: MailCatcher
 ) -> None:
     emulator, url = identity
     bot: BotProcess = make_bot(**identity_env(url), **mail_env(mail), TRIAGE_REPORTS_PER_MINUTE="3")
