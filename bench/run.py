@@ -754,7 +754,7 @@ def machine() -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short smoke run (about 20 s)")
+    parser.add_argument("--quick", action="store_true", help="short smoke run (about 40 s)")
     parser.add_argument("--requests", type=int, help="intake requests per target (default 2000; quick 200)")
     parser.add_argument(
         "--rounds", type=int, help="intake rounds per target, the median one reported (default 3; quick 1)"
@@ -772,7 +772,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=20.0, help="groups per second for the latency run")
     parser.add_argument("--jira-latency", type=float, default=0.2, help="seconds the Jira emulator adds per call")
     parser.add_argument(
-        "--reports", type=int, help="customer reports per intake round (default 300; quick 100)", dest="report_requests"
+        "--reports", type=int, help="customer reports per intake round (default 150; quick 100)", dest="report_requests"
     )
     parser.add_argument(
         "--sessions", type=int, help="customers (sessions) the reports come from (default 200; quick 50)"
@@ -816,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
         idle_rate=2.0,
         jira_latency=args.jira_latency,
         postgres=postgres,
-        report_requests=args.report_requests or (100 if args.quick else 300),
+        report_requests=args.report_requests or (100 if args.quick else 150),
         report_sessions=args.sessions or (50 if args.quick else 200),
         cold_reports=args.cold or (20 if args.quick else 50),
         report_stream=max(1, groups // 2),

@@ -497,6 +497,7 @@ def test_tls_with_a_verified_certificate(
     assert recorder.logins == []
 
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # the documented way to trust a private CA
+    mailer = Mailer(settings(smtp_url=url))  # read at start, like the bot does
     mailer.send(receipt(templates))
     assert len(recorder.logins) == 1
     ((raw, over_tls),) = recorder.messages
