@@ -353,7 +353,7 @@ class Mailer:
             raise PermanentError(f"the SMTP server refused some recipients: {refused}")
 
     def _open(self, target: SmtpTarget) -> smtplib.SMTP:
-        tls = self._tls or ssl.create_default_context()
+        tls = self._tls  # None only when the target uses no TLS
         try:
             if target.tls == "implicit":
                 client: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=self.timeout, context=tls)
