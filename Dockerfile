@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # triage-bot: a small non-root image. Build: docker build -t triage-bot .
 # Run:   docker run -p 8080:8080 -e TRIAGE_HOST=0.0.0.0 triage-bot             (sandbox mode)
-# Prod:  set TRIAGE_DATABASE_URL, TRIAGE_JIRA_*, TRIAGE_SLACK_*, TRIAGE_WEBHOOK_TOKEN; run
+# Prod:  set TRIAGE_DATABASE_URL, TRIAGE_JIRA_*, TRIAGE_SLACK_*, TRIAGE_WEBHOOK_TOKEN (and for customer
+#        reports TRIAGE_SESSION_INTROSPECTION_*, TRIAGE_SMTP_URL, TRIAGE_MAIL_FROM); run
 #        `triage-bot db upgrade` once per release (e.g. a Kubernetes Job) before the replicas.
 
 FROM python:3.11-slim-bookworm AS build
