@@ -320,6 +320,17 @@ def test_edges_files_keys_races_and_jira(
         answers = list(pool.map(lambda n: post(bot, report(f"race {n}"), session="racer").status_code, range(10)))
     assert sorted(answers) == [201] * 3 + [429] * 7
 
+    # The app's retries racing each other with one Idempotency-Key: one report, one answer for all.
+    emulator.add_session("retrier", "customer-retry", "retry@example.com")
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        same = list(
+            pool.map(
+                lambda _: post(bot, report("retried"), session="retrier", **{"Idempotency-Key": "k-race"}), range(6)
+            )
+        )
+    assert {r.status_code for r in same} == {201} and len({r.json()["id"] for r in same}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in same) == 5
+
     # Files: same names made unique, a type nobody should open from Jira sent as a plain download; Jira refusing
     # one file (over its size limit, say) holds nothing up.
     files = [
