@@ -11,6 +11,18 @@ LABELS = {"bare": "bare FastAPI + pydantic", "bot_sqlite": "bot, SQLite", "bot_p
 DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
+def _latency_cells(st: dict[str, Any], floor: float) -> list[str]:
+    """n, p50, p99, max (ms) and p50, p99 against the Jira floor."""
+    return [
+        str(st["n"]),
+        _n(st["p50"] * 1000),
+        _n(st["p99"] * 1000),
+        _n(st["max"] * 1000),
+        _n(st["p50"] / floor, ".1f", "x"),
+        _n(st["p99"] / floor, ".1f", "x"),
+    ]
+
+
 def _n(value: Any, fmt: str = ".0f", suffix: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -119,20 +131,7 @@ def render(results: dict[str, Any]) -> str:
                 ("POST acked -> issue exists (bench clock)", "ack_to_issue_s"),
                 ("tickets.first_event_at -> jira_created_at", "db_first_event_to_jira_created_s"),
             ):
-                st = r[key]
-                rows.append(
-                    [
-                        kind,
-                        series,
-                        name,
-                        str(st["n"]),
-                        _n(st["p50"] * 1000),
-                        _n(st["p99"] * 1000),
-                        _n(st["max"] * 1000),
-                        _n(st["p50"] / floor, ".1f", "x"),
-                        _n(st["p99"] / floor, ".1f", "x"),
-                    ]
-                )
+                rows.append([kind, series, name, *_latency_cells(r[key], floor)])
             h = r["histogram_alert_to_ticket_s"]
             rows.append(
                 [
@@ -356,12 +355,7 @@ def _reports(results: dict[str, Any]) -> list[str]:
                 [
                     kind,
                     name,
-                    str(st["n"]),
-                    _n(st["p50"] * 1000),
-                    _n(st["p99"] * 1000),
-                    _n(st["max"] * 1000),
-                    _n(st["p50"] / floor, ".1f", "x"),
-                    _n(st["p99"] / floor, ".1f", "x"),
+                    *_latency_cells(st, floor),
                     _n(x_alerts.get("ack_to_issue_p50"), ".2f", "x"),
                     _n(x_alerts.get("ack_to_issue_p99"), ".2f", "x"),
                 ]

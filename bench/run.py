@@ -78,6 +78,19 @@ class Config:
     report_stream: int
 
 
+def issue_clock() -> tuple[dict[str, float], Any]:
+    """When each Jira issue was created, as the Jira emulator saw it: the map and the listener that fills it."""
+    created: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def on_change(event: ChangeEvent) -> None:
+        if event.kind == "issue_created":
+            with lock:
+                created[event.issue_key] = event.timestamp
+
+    return created, on_change
+
+
 def bot_env(database_url: str, jira_url: str, slack_url: str, **extra: str) -> dict[str, str]:
     """Only what a production deployment must set; everything else (workers, poll, lease) stays default."""
     return clean_env(
@@ -236,13 +249,7 @@ class Bench:
         self.jira.reset()
         self.slack.reset()
         self.jira.set_fault(latency=c.jira_latency)
-        created: dict[str, float] = {}
-        lock = threading.Lock()
-
-        def on_change(event: ChangeEvent) -> None:
-            if event.kind == "issue_created":
-                with lock:
-                    created[event.issue_key] = event.timestamp
+        created, on_change = issue_clock()
 
         run_id = f"{kind}{int(time.time())}"
         plan = [("unloaded", c.idle_groups, c.idle_rate), ("loaded", c.groups, c.rate)]
@@ -501,13 +508,7 @@ class Bench:
         self.slack.reset()
         self.mail.clear()
         self.jira.set_fault(latency=floor)
-        created: dict[str, float] = {}
-        lock = threading.Lock()
-
-        def on_change(event: ChangeEvent) -> None:
-            if event.kind == "issue_created":
-                with lock:
-                    created[event.issue_key] = event.timestamp
+        created, on_change = issue_clock()
 
         unsubscribe = self.jira.on_change(on_change)
         posts = report_posts(sessions, c.report_stream, f"{run_id}-latency")

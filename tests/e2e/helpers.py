@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy import text
 
 from bot.db import make_engine
+from bot.sandbox.samples import alertmanager_payload
 from tests.conftest import Emulators
 from tests.harness import wait_until
 
@@ -80,3 +81,14 @@ def press_with_form(
     assert click(bot_url, emulators, channel, ts, label, user).status_code == 200
     wait_until(lambda: emulators.slack.views()[opened:], timeout=10, what=f"the {label} form")
     return submit_view(bot_url, emulators, user, values)
+
+
+def paul_takes_a_payments_ticket(bot_url: str, client: httpx.Client, emulators: Emulators, database_url: str) -> None:
+    """An alert routed straight to payments, and Paul (U0PA1) assigning it to himself from the team's card."""
+    post_alert(client, alertmanager_payload("paul", labels={"service": "payments"}))
+    queue_drained(database_url)
+    [card] = cards(emulators, "C0PAY")
+    member = {"member": {"member": "U0PA1"}}
+    answer = press_with_form(bot_url, emulators, "C0PAY", card["ts"], "Assign member", "U0PA1", member)
+    assert answer.status_code == 200
+    queue_drained(database_url)

@@ -50,22 +50,14 @@ def test_data_center_assignee_by_username(
     data_center: tuple[JiraEmulator, str], emulators: Emulators, database_url: str, tmp_path: Path
 ) -> None:
     """Data Center knows people by username: found with ?username=<e-mail>, assigned with {"name": ...}."""
-    from tests.e2e.helpers import press_with_form
+    from tests.e2e.helpers import paul_takes_a_payments_ticket
 
     jira, url = data_center
     env = bot_env(database_url, url, emulators.slack_url, TRIAGE_JIRA_USER="", TRIAGE_JIRA_TOKEN="sandbox-pat")
     bot = BotProcess(env=env, log_path=tmp_path / "bot.log").start()
     try:
         with bot.client() as client:
-            post_alert(client, alertmanager_payload("DA", labels={"service": "payments"}))
-            queue_drained(database_url)
-        [card] = cards(emulators, "C0PAY")
-        member = {"member": {"member": "U0PA1"}}
-        assert (
-            press_with_form(bot.url, emulators, "C0PAY", card["ts"], "Assign member", "U0PA1", member).status_code
-            == 200
-        )
-        queue_drained(database_url)
+            paul_takes_a_payments_ticket(bot.url, client, emulators, database_url)
     finally:
         bot.kill()
     [issue] = jira.issues()

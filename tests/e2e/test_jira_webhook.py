@@ -113,19 +113,11 @@ def test_without_a_secret_the_url_carries_the_token(make_bot: Any, emulators: Em
 def test_an_assignee_set_in_jira_shows_on_the_card_when_the_person_is_known(
     make_bot: Any, emulators: Emulators, database_url: str
 ) -> None:
-    from tests.e2e.helpers import press_with_form
+    from tests.e2e.helpers import paul_takes_a_payments_ticket
 
     bot: BotProcess = make_bot(TRIAGE_JIRA_WEBHOOK_SECRET=SECRET)
     with bot.client() as client:
-        post_alert(client, alertmanager_payload("K", labels={"service": "payments"}))
-        queue_drained(database_url)
-        [card] = cards(emulators, "C0PAY")
-        member = {"member": {"member": "U0PA1"}}
-        assert (
-            press_with_form(bot.url, emulators, "C0PAY", card["ts"], "Assign member", "U0PA1", member).status_code
-            == 200
-        )
-        queue_drained(database_url)
+        paul_takes_a_payments_ticket(bot.url, client, emulators, database_url)
         [issue] = issues(emulators)
         assert issue["fields"]["assignee"]["accountId"] == "712020:paul"
 
