@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from workflows.escaping import one_line, slack_text, truncate
+from workflows.forms import select_options
 from workflows.states import TicketState
 from workflows.tickets import TicketView
 
@@ -96,9 +97,6 @@ def listing(tickets: list[TicketView], command: Command, more: bool) -> str:
 def new_ticket_modal(channel: str, teams: list[str], priorities: list[str]) -> dict[str, Any]:
     """The form behind ``/triage new``."""
 
-    def options(pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        return [{"text": {"type": "plain_text", "text": text[:75]}, "value": value} for value, text in pairs[:100]]
-
     owners = [("", "Operators (triage)")] + [(t, f"Team {t}") for t in teams]
     default = "Medium" if "Medium" in priorities else (priorities[len(priorities) // 2] if priorities else "")
     return {
@@ -134,8 +132,8 @@ def new_ticket_modal(channel: str, teams: list[str], priorities: list[str]) -> d
                 "element": {
                     "type": "static_select",
                     "action_id": "priority",
-                    "options": options([(p, p) for p in priorities]),
-                    **({"initial_option": options([(default, default)])[0]} if default else {}),
+                    "options": select_options([(p, p) for p in priorities]),
+                    **({"initial_option": select_options([(default, default)])[0]} if default else {}),
                 },
             },
             {
@@ -145,8 +143,8 @@ def new_ticket_modal(channel: str, teams: list[str], priorities: list[str]) -> d
                 "element": {
                     "type": "static_select",
                     "action_id": "owner",
-                    "options": options([(v or "-", t) for v, t in owners]),
-                    "initial_option": options([("-", owners[0][1])])[0],
+                    "options": select_options([(v or "-", t) for v, t in owners]),
+                    "initial_option": select_options([("-", owners[0][1])])[0],
                 },
             },
         ],

@@ -68,6 +68,14 @@ def form_of_callback(callback_id: str) -> Form | None:
     return _BY_CALLBACK.get(callback_id)
 
 
+def select_options(pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """(value, shown text) pairs as a static_select's options, within Slack's limits (100 options, 75 characters)."""
+    return [
+        {"text": {"type": "plain_text", "text": truncate(text, 75)}, "value": value}
+        for value, text in pairs[:OPTIONS_LIMIT]
+    ]
+
+
 def modal(form: Form, *, ticket: int, version: int, channel: str, choices: list[tuple[str, str]]) -> dict[str, Any]:
     """The modal for ``form``; ``choices`` are (value, shown text) for a select (teams or members)."""
     if form.kind == "text":
@@ -80,14 +88,7 @@ def modal(form: Form, *, ticket: int, version: int, channel: str, choices: list[
         if form.placeholder:
             element["placeholder"] = {"type": "plain_text", "text": form.placeholder}
     else:
-        element = {
-            "type": "static_select",
-            "action_id": form.field,
-            "options": [
-                {"text": {"type": "plain_text", "text": truncate(text, 75)}, "value": value}
-                for value, text in choices[:OPTIONS_LIMIT]
-            ],
-        }
+        element = {"type": "static_select", "action_id": form.field, "options": select_options(choices)}
     return {
         "type": "modal",
         "callback_id": form.callback_id,
