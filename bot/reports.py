@@ -191,7 +191,7 @@ def _open_ticket(session: Session, runtime: Runtime, customer: Customer, report:
     queue.enqueue(session, kind=EffectKind.SLACK_CARD.value, lane=lane, coalesce=True)
     names: set[str] = set()
     for attachment in report.attachments:
-        data = attachment.decoded()
+        data = attachment.content
         row = ReportAttachment(
             ticket_id=ticket.id,
             filename=_unique(attachment.filename, names),

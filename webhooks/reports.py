@@ -75,7 +75,7 @@ def _check_limits(runtime: Runtime, report: ReportIn) -> None:
     if len(report.attachments) > settings.report_attachments:
         raise Refusal(422, "too_many_attachments", f"at most {settings.report_attachments} attachments")
     for index, attachment in enumerate(report.attachments):
-        size = len(attachment.decoded())
+        size = len(attachment.content)
         if size > settings.report_attachment_bytes:
             raise Refusal(
                 413,

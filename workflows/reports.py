@@ -9,6 +9,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -82,7 +83,9 @@ class Attachment(_Strict):
             raise ValueError("a media type such as image/png or text/plain")
         return value if value in SAFE_TYPES else "application/octet-stream"
 
-    def decoded(self) -> bytes:
+    @cached_property
+    def content(self) -> bytes:
+        """The file's bytes, decoded once (validation, the size check and storing all read them)."""
         try:
             return base64.b64decode(self.data, validate=True)
         except (binascii.Error, ValueError) as problem:
@@ -137,7 +140,7 @@ class ReportIn(_Strict):
     def _attachments_decode(self) -> ReportIn:
         for index, attachment in enumerate(self.attachments):
             try:
-                attachment.decoded()
+                attachment.content  # noqa: B018 - decoding is the check
             except ValueError as problem:
                 raise ValueError(f"attachments.{index}.data: {problem}") from problem
         return self
