@@ -223,6 +223,11 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def writes_to_customer(settings: Settings, ticket: Ticket) -> bool:
+    """Is there a customer this ticket's e-mails reach? (Then Close asks for the message to them.)"""
+    return ticket.customer_email is not None and mail_on(settings)
+
+
 def send_mail(session: Session, settings: Settings, ticket: Ticket, kind: str, context: dict[str, str]) -> None:
     """Queue an e-mail to the ticket's customer. One lane per report keeps its e-mails in order; the Message-ID
     is fixed here, so a retried send is recognisable as the same message."""

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from bot import queue
 from bot.alert_processing import ticket_lane
 from bot.models import InboundEvent, Ticket, TicketHistory
-from bot.reports import mail_on, send_mail
+from bot.reports import send_mail, writes_to_customer
 from bot.retry import PermanentError
 from bot.runtime import Runtime
 from bot.slack_gateway import CHANNEL_UNREACHABLE
@@ -148,7 +148,7 @@ def judge(
 def _input_problem(runtime: Runtime, ticket: Ticket, action: Action, click: dict[str, Any]) -> str | None:
     """What is wrong with what the form said (checked again here: the policy may have changed since)."""
     policy, members = runtime.policy, runtime.slack.members
-    form = form_for(action, has_customer=ticket.customer_email is not None and mail_on(runtime.settings))
+    form = form_for(action, has_customer=writes_to_customer(runtime.settings, ticket))
     if form is not None and not click.get(INPUT_KEY[form.kind]):
         return f"{action.label} needs its form: press the button again"
     if action is Action.ASSIGN_TEAM and click.get("team") not in policy.teams:

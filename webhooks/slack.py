@@ -26,7 +26,7 @@ from sqlmodel import Session
 from bot import queue
 from bot.db import transaction
 from bot.models import InboundEvent, Ticket
-from bot.reports import mail_on
+from bot.reports import writes_to_customer
 from bot.runtime import Runtime
 from bot.slack_actions import KIND, click_lane, judge
 from webhooks import slack_command
@@ -75,7 +75,7 @@ def form_context(runtime: Runtime, ticket_id: int, user: str, action: Action, ve
         else:
             allowed = True
         members = sorted(slack.known_members(team.users) or team.users) if team else []
-        return FormContext(allowed, tuple(members), ticket.customer_email is not None and mail_on(runtime.settings))
+        return FormContext(allowed, tuple(members), writes_to_customer(runtime.settings, ticket))
 
 
 def build_bolt_app(runtime: Runtime, wake: Any) -> AsyncApp:
