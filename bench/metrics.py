@@ -12,9 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import Session, select
 
 from bench.load import percentile
-from bot import queue
-from bot.db import make_engine
-from bot.models import Job, Ticket
+from bot.db.engine import make_engine
+from bot.db.models import Job, Ticket
+from bot.jobs import queue
 
 
 @dataclass

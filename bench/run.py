@@ -38,7 +38,6 @@ from bench.procs import (
     postgres_sessions,
 )
 from bench.report import render
-from bot.alert_processing import lane_for, ticket_lane
 from bot.sandbox.identity_emulator import IdentityEmulator, create_identity_emulator
 from bot.sandbox.jira_emulator import ChangeEvent, JiraEmulator, create_jira_emulator
 from bot.sandbox.mail_catcher import MailCatcher
@@ -46,6 +45,7 @@ from bot.sandbox.samples import alertmanager_payload
 from bot.sandbox.server_thread import ServerThread
 from bot.sandbox.slack_emulator import SlackEmulator, create_slack_emulator
 from bot.settings import SANDBOX_IDENTITY_TOKEN, Settings
+from bot.tickets.alerts import lane_for, ticket_lane
 from workflows.routing import dedup_label
 
 REPO = Path(__file__).resolve().parent.parent

@@ -66,17 +66,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from bot import logs, migrate
-    from bot.handlers import PATIENT_KINDS, all_handlers
+    from bot import logs
+    from bot.db import migrate
+    from bot.pool import worker_pool
     from bot.runtime import Runtime
-    from bot.worker import WorkerPool
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format, settings.secrets())
     runtime = Runtime.build(settings)
     if not migrate.is_current(runtime.engine, settings.database_url):
         return _fail("the database schema is not current: run `triage-bot db upgrade` first")
-    pool = WorkerPool(runtime, all_handlers(), args.threads or settings.workers or 1, patient=PATIENT_KINDS)
+    pool = worker_pool(runtime, args.threads or settings.workers or 1)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -88,8 +88,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from bot import migrate
-    from bot.db import make_engine
+    from bot.db import migrate
+    from bot.db.engine import make_engine
 
     settings = _settings()
     engine = make_engine(settings.database_url)
@@ -168,8 +168,9 @@ def cmd_route(args: argparse.Namespace) -> int:
 def cmd_jobs(args: argparse.Namespace) -> int:
     from sqlmodel import Session
 
-    from bot import migrate, queue
-    from bot.db import make_engine
+    from bot.db import migrate
+    from bot.db.engine import make_engine
+    from bot.jobs import queue
 
     settings = _settings()
     engine = make_engine(settings.database_url)

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from bot.db import make_engine
-from bot.jira_gateway import JiraGateway
-from bot.mailer import Mailer, MailTemplates, load_templates
+from bot.clients.jira import JiraGateway
+from bot.clients.slack import SlackGateway
+from bot.db.engine import make_engine
+from bot.mail.mailer import Mailer, MailTemplates, load_templates
 from bot.settings import Settings
-from bot.slack_gateway import SlackGateway
 from workflows.policy import Policy, load_policy
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot import migrate
-from bot.db import make_engine
+from bot.db import migrate
+from bot.db.engine import make_engine
 from bot.sandbox.jira_emulator import JiraEmulator, create_jira_emulator
 from bot.sandbox.server_thread import ServerThread
 from bot.sandbox.slack_emulator import SlackEmulator, create_slack_emulator

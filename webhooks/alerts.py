@@ -15,13 +15,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from bot import queue
-from bot.alert_processing import KIND, lane_for
 from bot.clock import utcnow
-from bot.db import transaction
+from bot.db.engine import transaction
+from bot.db.models import InboundEvent
+from bot.jobs import queue
 from bot.metrics import ALERTS_RECEIVED, NOTIFICATIONS_RECEIVED
-from bot.models import InboundEvent
 from bot.runtime import Runtime
+from bot.tickets.alerts import KIND, lane_for
 from webhooks.auth import check_grafana_signature, require_token
 from webhooks.deps import PoolDep, RuntimeDep
 from webhooks.errors import Refusal, jsonable_errors

@@ -14,15 +14,17 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry
 from sqlmodel import Session
 
-from bot import logs, migrate, queue
-from bot.handlers import PATIENT_KINDS, all_handlers
-from bot.identity import SessionVerifier
-from bot.mailer import Mailer
+from bot import logs
+from bot.clients.identity import SessionVerifier
+from bot.db import migrate
+from bot.jobs import queue
+from bot.mail.mailer import Mailer
 from bot.metrics import register_queue_collector
+from bot.pool import worker_pool
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
-from bot.worker import WorkerPool
-from webhooks import alerts, errors, health, jira, reports, slack, tickets
+from webhooks import alerts, errors, health, jira, reports, tickets
+from webhooks.slack import app as slack
 
 log = logging.getLogger("triage.server")
 
@@ -48,16 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(_prepare_schema, runtime)
         socket_mode = None
         if settings.slack_app_token is not None:
-            from webhooks.slack_socket import SlackSocketMode
+            from webhooks.slack.socket_mode import SlackSocketMode
 
             # Before the workers start: a token Slack refuses ends the start here (SystemExit, naming the variable).
             socket_mode = await SlackSocketMode.start(app.state.bolt, settings)
         if catcher is not None:
             catcher.start()  # the sandbox's SMTP server, on a free port: its mail at /sandbox/mail
             runtime.mailer = Mailer(settings, catcher.target)
-        pool = (
-            WorkerPool(runtime, all_handlers(), settings.workers, patient=PATIENT_KINDS) if settings.workers else None
-        )
+        pool = worker_pool(runtime, settings.workers) if settings.workers else None
         app.state.pool = pool
         if pool is not None:
             pool.start()

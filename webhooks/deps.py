@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from bot.jobs.worker import WorkerPool
 from bot.runtime import Runtime
-from bot.worker import WorkerPool
 
 
 async def get_runtime(request: Request) -> Runtime:

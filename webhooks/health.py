@@ -7,8 +7,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-from bot import migrate
-from bot.db import ping
+from bot.db import migrate
+from bot.db.engine import ping
 from bot.runtime import Runtime
 from webhooks.auth import require_token
 from webhooks.deps import RuntimeDep

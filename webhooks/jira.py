@@ -16,12 +16,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from bot import queue
-from bot.alert_processing import ticket_lane
-from bot.db import transaction
-from bot.jira_events import KIND
-from bot.models import InboundEvent, Ticket
+from bot.db.engine import transaction
+from bot.db.models import InboundEvent, Ticket
+from bot.jobs import queue
 from bot.runtime import Runtime
+from bot.tickets.alerts import ticket_lane
+from bot.tickets.jira_events import KIND
 from webhooks.auth import hmac_matches, require_token
 from webhooks.deps import PoolDep, RuntimeDep
 from webhooks.errors import Refusal

@@ -15,10 +15,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from bot import reports
-from bot.identity import Customer, IdentityUnavailable, ScopeMissing, SessionRefused, SessionVerifier
+from bot.clients.identity import Customer, IdentityUnavailable, ScopeMissing, SessionRefused, SessionVerifier
 from bot.metrics import REPORTS_RECEIVED
 from bot.runtime import Runtime
+from bot.tickets import reports
 from webhooks.deps import RuntimeDep
 from webhooks.errors import Refusal, jsonable_errors
 from webhooks.intake import read_json_object

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session, col, select
 
-from bot.models import Ticket, TicketHistory
+from bot.db.models import Ticket, TicketHistory
 from bot.runtime import Runtime
-from bot.ticket_store import dedup_hash
+from bot.tickets.store import dedup_hash
 from webhooks.auth import require_token
 from webhooks.deps import RuntimeDep
 from webhooks.errors import Refusal

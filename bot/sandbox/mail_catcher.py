@@ -22,7 +22,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI
 
-from bot.mailer import SmtpTarget
+from bot.mail.mailer import SmtpTarget
 
 JSON = dict[str, Any]
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from bot.db import make_engine
+from bot.db.engine import make_engine
 from bot.sandbox.samples import alertmanager_payload
 from tests.conftest import Emulators
 from tests.harness import wait_until

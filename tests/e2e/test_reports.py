@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from bot.db import make_engine
+from bot.db.engine import make_engine
 from bot.sandbox.identity_emulator import IdentityEmulator, create_identity_emulator
 from bot.sandbox.mail_catcher import MailCatcher
 from bot.sandbox.server_thread import ServerThread

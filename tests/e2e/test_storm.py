@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from bot.db import make_engine
+from bot.db.engine import make_engine
 from tests.conftest import Emulators
 from tests.e2e.helpers import cards, issues, queue_drained
 from tests.harness import WEBHOOK_TOKEN, BotProcess, alertmanager_payload

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from bot.db import make_engine
+from bot.db.engine import make_engine
 from tests.harness import WEBHOOK_TOKEN, BotProcess, alertmanager_payload
 
 

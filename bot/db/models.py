@@ -1,0 +1,173 @@
+"""Tables. Schema changes go through Alembic migrations (bot/db/migrations), never create_all() in the app."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Column, Field, SQLModel
+
+from bot.clock import utcnow
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class InboundEvent(SQLModel, table=True):
+    """Every accepted inbound request, kept as it came: the record of what the bot was told."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (UniqueConstraint("source", "delivery_id", name="uq_inbound_delivery"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=32)
+    delivery_id: str | None = Field(default=None, max_length=255)
+    received_at: datetime = Field(default_factory=utcnow)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Job(SQLModel, table=True):
+    """A unit of work for the workers. Jobs of one lane run one at a time, in id order."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_status_id", "status", "id"),  # claims walk pending jobs in id order
+        Index("ix_jobs_lane_status_id", "lane", "status", "id"),  # "is an earlier job of this lane unfinished?"
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    lane: str = Field(max_length=255)
+    kind: str = Field(max_length=64)
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    status: str = Field(default=JobStatus.PENDING, max_length=16)
+    attempts: int = 0
+    run_after: datetime = Field(default_factory=utcnow)
+    locked_by: str | None = Field(default=None, max_length=128)
+    locked_until: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class Ticket(SQLModel, table=True):
+    """The bot's record of one ticket: what it shows, where it lives in Jira and Slack."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (UniqueConstraint("dedup_hash", "generation", name="uq_ticket_dedup_generation"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedup_key: str = Field(sa_column=Column(Text, nullable=False))
+    dedup_hash: str = Field(max_length=64, index=True)
+    generation: int = 1
+    source: str = Field(max_length=32)
+    environment: str = Field(max_length=64)
+    team: str | None = Field(default=None, max_length=64)
+    priority: str = Field(max_length=32)
+    state: str = Field(max_length=16)
+    state_before_resolve: str | None = Field(default=None, max_length=16)
+    version: int = 1
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    alert_status: str = Field(max_length=16)
+    digest: str = Field(max_length=64)
+    labels: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    annotations: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    alerts: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    truncated_alerts: int = 0
+    external_url: str = Field(default="", sa_column=Column(Text, nullable=False))
+    jira_key: str | None = Field(default=None, max_length=64, index=True)
+    jira_create_attempts: int = 0
+    jira_create_attempted_at: datetime | None = None
+    slack_channel: str = Field(max_length=32)
+    slack_ts: str | None = Field(default=None, max_length=32)
+    slack_post_attempts: int = 0
+    assignee: str | None = Field(default=None, max_length=32)  # Slack user id of the member working on it
+    # Customer reports: the public reference, who reported it (the identity service's subject and e-mail), and
+    # the Jira project they go to (unset: the policy's jira.project and issue_type).
+    report_ref: str | None = Field(default=None, max_length=32, unique=True)
+    customer_sub: str | None = Field(default=None, max_length=255, index=True)
+    customer_email: str | None = Field(default=None, max_length=320)
+    jira_project: str | None = Field(default=None, max_length=64)
+    jira_issue_type: str | None = Field(default=None, max_length=64)
+    first_event_at: datetime = Field(default_factory=utcnow)
+    jira_created_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    closed_at: datetime | None = None
+    state_changed_at: datetime | None = None  # when it entered its current state (escalation counts from here)
+    escalations: int = 0  # reminders sent in the current state
+    escalated_at: datetime | None = None
+
+
+class TicketHistory(SQLModel, table=True):
+    """Every move and notable change of a ticket: who, when, from, to, through which channel."""
+
+    __tablename__ = "ticket_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    at: datetime = Field(default_factory=utcnow)
+    actor: str = Field(max_length=128)
+    via: str = Field(max_length=16)
+    from_state: str | None = Field(default=None, max_length=16)
+    to_state: str | None = Field(default=None, max_length=16)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class TicketCard(SQLModel, table=True):
+    """A copy of a ticket's card in another channel (the team's, QA's): one per ticket per channel, edited in
+    place with the original. The original card lives on the ticket row (slack_channel, slack_ts)."""
+
+    __tablename__ = "ticket_cards"
+    __table_args__ = (UniqueConstraint("ticket_id", "channel", name="uq_ticket_card_channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    channel: str = Field(max_length=32)
+    ts: str | None = Field(default=None, max_length=32)
+    post_attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Person(SQLModel, table=True):
+    """A Slack user as Jira knows them: found by e-mail, kept for a while so assignments cost no lookups."""
+
+    __tablename__ = "people"
+
+    slack_user: str = Field(primary_key=True, max_length=32)
+    email: str | None = Field(default=None, max_length=320)
+    jira_account: str | None = Field(default=None, max_length=128, index=True)  # Cloud accountId, DC username
+    checked_at: datetime = Field(default_factory=utcnow)
+
+
+class ReportAttachment(SQLModel, table=True):
+    """A file a customer attached to a report, kept until it is on the Jira issue."""
+
+    __tablename__ = "report_attachments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=128)
+    size: int
+    data: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # None once in Jira
+    jira_attachment_id: str | None = Field(default=None, max_length=64)
+
+
+class IdempotentRequest(SQLModel, table=True):
+    """An ``Idempotency-Key`` a customer used, with the request's digest and the answer it got."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (UniqueConstraint("customer_sub", "key", name="uq_idempotency_customer_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_sub: str = Field(max_length=255)
+    key: str = Field(max_length=255)
+    request_digest: str = Field(max_length=64)
+    status_code: int
+    response: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)

@@ -1,0 +1,207 @@
+"""The durable job queue, in the same database as everything else.
+
+Jobs are written in the transaction that records the event they come from, so an acknowledged event
+always has its work queued. A lane (one per ticket or per alert group) runs one job at a time in id order:
+a job is claimable only when no earlier job of its lane is pending or running. Claims take a lease; a
+worker that dies loses its lease and the job is claimed again. On PostgreSQL, ``FOR UPDATE SKIP LOCKED``
+lets many workers and replicas claim side by side; on SQLite, write transactions are serialised.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from bot.clock import utcnow
+from bot.db.engine import transaction
+from bot.db.models import InboundEvent, Job, JobStatus
+
+ERROR_LIMIT = 4000
+
+
+class LostLease(Exception):
+    """Another worker owns this job now (our lease ran out); our result must not be saved."""
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    lane: str,
+    payload: dict[str, Any] | None = None,
+    delay: float = 0.0,
+    coalesce: bool = False,
+) -> Job | None:
+    """Add a job in the caller's transaction. With ``coalesce``, skip it when the lane already has a
+    pending job of the same kind (jobs that render from current state need only one pending copy)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Ids are handed out at insert but seen at commit: without this, a job inserted later could commit
+        # first and run before an earlier job of its lane. SQLite needs nothing: its writers are serialised.
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:lane, 0))"), {"lane": lane})
+    if coalesce:
+        # FOR UPDATE: a worker claiming that job at this moment would otherwise read the ticket before this
+        # transaction commits, and the change made here would never be rendered. With the lock, either the
+        # claim waits for this commit, or this check waits for the claim and then sees the job is running.
+        already = session.exec(
+            select(Job.id)
+            .where(Job.lane == lane, Job.kind == kind, Job.status == JobStatus.PENDING)
+            .limit(1)
+            .with_for_update()
+        ).first()
+        if already is not None:
+            return None
+    job = Job(
+        kind=kind,
+        lane=lane,
+        payload=json.dumps(payload or {}, separators=(",", ":")),
+        run_after=utcnow() + timedelta(seconds=delay),
+    )
+    session.add(job)
+    return job
+
+
+def claim(engine: Engine, worker_id: str, lease_seconds: float) -> Job | None:
+    """Take the oldest runnable job whose lane is free, or None."""
+    now = utcnow()
+    earlier = aliased(Job)
+    blocked = exists().where(
+        and_(
+            col(earlier.lane) == col(Job.lane),
+            col(earlier.status).in_((JobStatus.PENDING, JobStatus.RUNNING, JobStatus.DEAD)),
+            col(earlier.id) < col(Job.id),
+        )
+    )
+    query = (
+        select(Job)
+        .where(col(Job.status) == JobStatus.PENDING, col(Job.run_after) <= now, ~blocked)
+        .order_by(col(Job.id))
+        .limit(1)
+    )
+    with transaction(engine) as session:
+        # Jobs whose worker died: their lease ran out, so they are anyone's again (the old owner is fenced off).
+        session.execute(
+            update(Job)
+            .where(col(Job.status) == JobStatus.RUNNING, col(Job.locked_until) < now)
+            .values(status=JobStatus.PENDING, locked_until=None)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=Job)
+        job = session.exec(query).first()
+        if job is None:
+            return None
+        job.status = JobStatus.RUNNING
+        job.locked_by = worker_id
+        job.locked_until = now + timedelta(seconds=lease_seconds)
+        job.attempts += 1
+        session.add(job)
+        session.flush()
+        session.refresh(job)
+        session.expunge(job)
+        return job
+
+
+def _fenced(session: Session, job: Job, worker_id: str, **values: Any) -> None:
+    result = session.execute(
+        update(Job)
+        .where(col(Job.id) == job.id, col(Job.locked_by) == worker_id, col(Job.status) == JobStatus.RUNNING)
+        .values(**values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise LostLease(f"job {job.id} is no longer ours")
+
+
+def complete(session: Session, job: Job, worker_id: str) -> None:
+    """Mark done, in the caller's transaction, so the job's own writes and its completion commit together."""
+    _fenced(session, job, worker_id, status=JobStatus.DONE, finished_at=utcnow(), locked_until=None, last_error=None)
+
+
+def fail(
+    engine: Engine, job: Job, worker_id: str, error: str, retry_in: float | None, count_attempt: bool = True
+) -> None:
+    """Schedule a retry in ``retry_in`` seconds, or keep the job as dead when None. ``count_attempt=False``
+    gives the attempt back (the server asked us to wait: nothing was tried, nothing is uncertain)."""
+    values: dict[str, Any] = {"last_error": error[:ERROR_LIMIT], "locked_until": None}
+    if not count_attempt:
+        values["attempts"] = max(0, job.attempts - 1)
+    if retry_in is None:
+        values.update(status=JobStatus.DEAD, finished_at=utcnow())
+    else:
+        values.update(status=JobStatus.PENDING, run_after=utcnow() + timedelta(seconds=retry_in))
+    with transaction(engine) as session:
+        _fenced(session, job, worker_id, **values)
+
+
+def extend_leases(engine: Engine, worker_id: str, job_ids: Sequence[int], lease_seconds: float) -> None:
+    if not job_ids:
+        return
+    with transaction(engine) as session:
+        session.execute(
+            update(Job)
+            .where(col(Job.id).in_(job_ids), col(Job.locked_by) == worker_id, col(Job.status) == JobStatus.RUNNING)
+            .values(locked_until=utcnow() + timedelta(seconds=lease_seconds))
+        )
+
+
+def retry(engine: Engine, job_id: int) -> bool:
+    """Put a dead job back in the queue with a fresh attempt budget. The count restarts at 1, not 0: the job
+    did run before, so handlers that look for the result of an uncertain attempt still look."""
+    with transaction(engine) as session:
+        result = session.execute(
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.status) == JobStatus.DEAD)
+            .values(status=JobStatus.PENDING, attempts=1, run_after=utcnow(), finished_at=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def drop(engine: Engine, job_id: int) -> bool:
+    """Give up on a dead job for good (it stays in the table as done, with its last error)."""
+    with transaction(engine) as session:
+        result = session.execute(
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.status) == JobStatus.DEAD)
+            .values(
+                status=JobStatus.DONE,
+                finished_at=utcnow(),
+                last_error=func.coalesce(Job.last_error, "") + " [dropped by an operator]",
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def purge(engine: Engine, *, done_jobs_older_than: timedelta, events_older_than: timedelta) -> tuple[int, int]:
+    """Forget finished jobs and old inbound events (their tickets and history stay)."""
+    with transaction(engine) as session:
+        jobs = session.execute(
+            delete(Job).where(col(Job.status) == JobStatus.DONE, col(Job.finished_at) < utcnow() - done_jobs_older_than)
+        )
+        events = session.execute(
+            delete(InboundEvent).where(col(InboundEvent.received_at) < utcnow() - events_older_than)
+        )
+        return int(jobs.rowcount), int(events.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    counts: dict[str, int]
+    oldest_pending_age: float | None
+
+
+def stats(session: Session) -> QueueStats:
+    rows = session.exec(select(Job.status, func.count()).group_by(Job.status)).all()
+    oldest = session.exec(select(func.min(Job.created_at)).where(Job.status == JobStatus.PENDING)).first()
+    age = (utcnow() - oldest).total_seconds() if oldest is not None else None
+    return QueueStats(counts={str(s): int(n) for s, n in rows}, oldest_pending_age=age)
+
+
+def list_jobs(session: Session, statuses: Sequence[str], limit: int = 100) -> list[Job]:
+    query = select(Job).where(col(Job.status).in_(statuses)).order_by(col(Job.id)).limit(limit)
+    return list(session.exec(query))

@@ -1,0 +1,210 @@
+"""Workers: threads that claim jobs from the queue and run their handlers.
+
+A handler writes its results through ``JobContext.final()``, which marks the job done in the same
+transaction; if the lease was lost meanwhile, that transaction rolls back and nothing is saved twice.
+Failures go back to the queue with a delay (bot.retry) or, when no retry can help, are kept as dead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bot.db.engine import transaction
+from bot.db.models import Job
+from bot.jobs import queue
+from bot.jobs.retry import classify, delay_for
+from bot.metrics import JOBS_FAILED, JOBS_FINISHED
+from bot.settings import Settings
+
+log = logging.getLogger("triage.worker")
+
+
+class JobContext:
+    def __init__(self, engine: Engine, job: Job, worker_id: str) -> None:
+        self.engine = engine
+        self.job = job
+        self.worker_id = worker_id
+        self.finished = False
+
+    @contextmanager
+    def final(self) -> Iterator[Session]:
+        """The handler's last write; the job is marked done in the same transaction."""
+        with transaction(self.engine) as session:
+            yield session
+            queue.complete(session, self.job, self.worker_id)
+        self.finished = True
+
+
+Handler = Callable[[JobContext], None]
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Work the pool runs every ``seconds`` beside the jobs (escalation scans, housekeeping). ``run`` returns
+    whether it queued jobs, so the workers look at once."""
+
+    name: str
+    seconds: float
+    run: Callable[[], bool]
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        handlers: Mapping[str, Handler],
+        threads: int,
+        name: str = "",
+        patient: frozenset[str] = frozenset(),
+        timers: tuple[Timer, ...] = (),
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.handlers = handlers
+        self.patient = patient  # job kinds whose passing failures are retried for as long as they last
+        self.timers = timers
+        self.threads = threads
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._stop = threading.Event()
+        self._wake = threading.Condition()
+        self._running: dict[int, str] = {}
+        self._running_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for index in range(self.threads):
+            thread = threading.Thread(
+                target=self._loop, args=(f"{self.name}/{index}",), name=f"worker-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        beats = [threading.Thread(target=self._heartbeat, name="lease-heartbeat", daemon=True)]
+        beats += [
+            threading.Thread(target=self._tick, args=(timer,), name=timer.name, daemon=True) for timer in self.timers
+        ]
+        for thread in beats:
+            thread.start()
+            self._threads.append(thread)
+        log.info("workers started", extra={"workers": self.threads, "worker_name": self.name})
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self.wake()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def wake(self) -> None:
+        """New work was committed: don't wait for the next poll."""
+        with self._wake:
+            self._wake.notify_all()
+
+    def _idle(self) -> None:
+        with self._wake:
+            self._wake.wait(self.settings.job_poll_seconds)
+
+    def _loop(self, worker_id: str) -> None:
+        settings = self.settings
+        while not self._stop.is_set():
+            try:
+                job = queue.claim(self.engine, worker_id, settings.job_lease_seconds)
+            except Exception:
+                log.exception("cannot claim jobs; the database may be down")
+                self._stop.wait(min(5.0, settings.job_poll_seconds * 10))
+                continue
+            if job is None:
+                self._idle()
+                continue
+            try:
+                self.run(job, worker_id)
+            except Exception:
+                log.exception(
+                    "job runner failed; the job's lease will expire and it will run again", extra={"job_id": job.id}
+                )
+
+    def run(self, job: Job, worker_id: str) -> None:
+        assert job.id is not None
+        with self._running_lock:
+            self._running[job.id] = worker_id
+        context = JobContext(self.engine, job, worker_id)
+        try:
+            handler = self.handlers.get(job.kind)
+            if handler is None:
+                raise LookupError(f"no handler for job kind {job.kind!r}")
+            handler(context)
+            if not context.finished:
+                with transaction(self.engine) as session:
+                    queue.complete(session, job, worker_id)
+            JOBS_FINISHED.labels(job.kind, "done").inc()
+        except queue.LostLease:
+            log.warning("lease lost; another worker has the job", extra={"job_id": job.id, "kind": job.kind})
+        except Exception as exc:
+            self._failed(job, worker_id, exc)
+        finally:
+            with self._running_lock:
+                self._running.pop(job.id, None)
+
+    def _failed(self, job: Job, worker_id: str, exc: Exception) -> None:
+        verdict = classify(exc)
+        rate_limited = verdict.rate_limited
+        retry = verdict.retryable and (
+            rate_limited or job.kind in self.patient or job.attempts < self.settings.job_max_attempts
+        )
+        delay = delay_for(job.attempts, verdict) if retry else None
+        error = f"{type(exc).__name__}: {exc}"
+        fields = {
+            "job_id": job.id,
+            "kind": job.kind,
+            "lane": job.lane,
+            "attempt": job.attempts,
+            "error": error[:500],
+            "retry_in": delay,
+        }
+        if retry:
+            log.warning("job failed; will retry", extra=fields)
+        else:
+            log.error("job failed for good; kept as dead (triage-bot jobs)", extra=fields)
+            if not verdict.retryable:
+                log.debug("traceback", extra={"traceback": traceback.format_exc()})
+        JOBS_FAILED.labels(job.kind, str(retry).lower()).inc()
+        if not retry:
+            JOBS_FINISHED.labels(job.kind, "dead").inc()
+        try:
+            queue.fail(self.engine, job, worker_id, error, delay, count_attempt=not rate_limited)
+        except queue.LostLease:
+            pass
+        except Exception:
+            log.exception("cannot record the failure; the lease will expire and the job run again")
+
+    def _heartbeat(self) -> None:
+        lease = self.settings.job_lease_seconds
+        while not self._stop.wait(lease / 3):
+            with self._running_lock:
+                by_worker: dict[str, list[int]] = {}
+                for job_id, worker_id in self._running.items():
+                    by_worker.setdefault(worker_id, []).append(job_id)
+            for worker_id, ids in by_worker.items():
+                try:
+                    queue.extend_leases(self.engine, worker_id, ids, lease)
+                except Exception:
+                    log.exception("cannot extend job leases")
+
+    def _tick(self, timer: Timer) -> None:
+        while not self._stop.wait(timer.seconds):
+            try:
+                if timer.run():
+                    self.wake()
+            except Exception:
+                log.exception("timed work failed", extra={"timer": timer.name})

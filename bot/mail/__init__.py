@@ -1,0 +1,1 @@
+"""E-mail to customers: templates, composing, sending over SMTP."""

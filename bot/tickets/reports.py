@@ -1,0 +1,259 @@
+"""Customer reports: a checked report becomes a ticket, in one transaction with its attachments, its history, the
+jobs that open the Jira issue, post the card, attach the files and e-mail the receipt, and the answer kept for
+its ``Idempotency-Key``. The answer (201) goes out only after that commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.clients.identity import Customer
+from bot.clock import utcnow
+from bot.db.engine import transaction
+from bot.db.models import IdempotentRequest, InboundEvent, ReportAttachment, Ticket
+from bot.jobs import queue
+from bot.jobs.housekeeping import IDEMPOTENCY_KEPT
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.tickets.alerts import ticket_lane
+from bot.tickets.store import dedup_hash, record
+from workflows.lifecycle import EffectKind
+from workflows.reports import SOURCE, STATUS_TEXT, ReportIn, route
+from workflows.states import TicketState, initial_state
+
+MAIL_SEND = "mail.send"  # handled by bot.mail_jobs
+RATE_WINDOW = timedelta(minutes=1)
+_REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U to misread
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many reports; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class KeyReused(Exception):
+    """The same Idempotency-Key came with a different request."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def new_reference() -> str:
+    return "R-" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(10))
+
+
+def public(ticket: Ticket) -> dict[str, Any]:
+    """What the customer may know of their report."""
+    state = TicketState(ticket.state)
+    return {
+        "id": ticket.report_ref,
+        "subject": ticket.title,
+        "status": state.value,
+        "status_text": STATUS_TEXT[state],
+        "created_at": ticket.created_at.isoformat(),
+        "updated_at": (ticket.state_changed_at or ticket.created_at).isoformat(),
+    }
+
+
+def digest(report: ReportIn) -> str:
+    return hashlib.sha256(report.model_dump_json().encode()).hexdigest()
+
+
+def accept(runtime: Runtime, customer: Customer, report: ReportIn, idempotency_key: str | None) -> Answer:
+    """Store the report as a ticket with everything that follows from it; replay the first answer for a key."""
+    request_digest = digest(report)
+    try:
+        with transaction(runtime.engine) as session:
+            if not runtime.settings.is_sqlite:
+                # One customer's reports one at a time (SQLite writers already are): the rate limit's count and
+                # the key's lookup then see every earlier request of theirs.
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:sub, 1))"), {"sub": customer.sub})
+            if idempotency_key is not None:
+                earlier = _earlier(session, customer.sub, idempotency_key, request_digest)
+                if earlier is not None:
+                    return earlier
+            _check_rate(session, runtime, customer.sub)
+            ticket = _open_ticket(session, runtime, customer, report)
+            answer = Answer(201, public(ticket))
+            if idempotency_key is not None:
+                session.add(
+                    IdempotentRequest(
+                        customer_sub=customer.sub,
+                        key=idempotency_key,
+                        request_digest=request_digest,
+                        status_code=answer.status_code,
+                        response=json.dumps(answer.body),
+                    )
+                )
+            return answer
+    except IntegrityError:
+        # The same key in two requests at once: the other one committed first; this one is its replay.
+        if idempotency_key is None:
+            raise
+        with Session(runtime.engine) as session:
+            earlier = _earlier(session, customer.sub, idempotency_key, request_digest)
+        if earlier is None:
+            raise
+        return earlier
+
+
+def _earlier(session: Session, sub: str, key: str, request_digest: str) -> Answer | None:
+    kept = session.exec(
+        select(IdempotentRequest).where(IdempotentRequest.customer_sub == sub, IdempotentRequest.key == key)
+    ).first()
+    if kept is None:
+        return None
+    if kept.created_at < utcnow() - IDEMPOTENCY_KEPT:
+        session.delete(kept)  # expired: the key starts afresh
+        session.flush()
+        return None
+    if kept.request_digest != request_digest:
+        raise KeyReused("this Idempotency-Key was used for a different report")
+    return Answer(kept.status_code, json.loads(kept.response), replayed=True)
+
+
+def _check_rate(session: Session, runtime: Runtime, sub: str) -> None:
+    since = utcnow() - RATE_WINDOW
+    recent = session.exec(
+        select(func.count(), func.min(Ticket.created_at)).where(
+            Ticket.customer_sub == sub, col(Ticket.created_at) >= since
+        )
+    ).one()
+    count, oldest = recent
+    if count >= runtime.settings.reports_per_minute:
+        wait = (oldest + RATE_WINDOW - utcnow()).total_seconds() if oldest else RATE_WINDOW.total_seconds()
+        raise RateLimited(max(1, int(wait) + 1))
+
+
+def _open_ticket(session: Session, runtime: Runtime, customer: Customer, report: ReportIn) -> Ticket:
+    routing = route(runtime.policy, report)
+    ref = new_reference()
+    now = utcnow()
+    stored = report.model_dump(exclude={"attachments"}) | {
+        "attachments": [{"filename": a.filename, "content_type": a.content_type} for a in report.attachments],
+        "customer": customer.sub,
+    }
+    event = InboundEvent(source=SOURCE, delivery_id=f"report:{ref}", body=json.dumps(stored))
+    session.add(event)
+    state = initial_state(routing.team)
+    fields = {
+        "category": report.category,
+        "app": report.app.name,
+        "version": report.app.version,
+        "platform": report.app.platform,
+        **{f"meta.{k}": str(v) for k, v in report.metadata.items()},
+    }
+    dedup_key = f"report:{ref}"
+    ticket = Ticket(
+        dedup_key=dedup_key,
+        dedup_hash=dedup_hash(dedup_key),
+        source=SOURCE,
+        environment="default",
+        team=routing.team,
+        priority=routing.priority,
+        state=state.value,
+        title=report.title,
+        alert_status="firing",
+        digest="",
+        labels=json.dumps(fields),
+        annotations=json.dumps({"description": report.description} if report.description else {}),
+        slack_channel=routing.channel,
+        first_event_at=now,
+        state_changed_at=now,
+        report_ref=ref,
+        customer_sub=customer.sub,
+        customer_email=customer.email,
+        jira_project=routing.project,
+        jira_issue_type=routing.issue_type,
+    )
+    session.add(ticket)
+    session.flush()
+    assert ticket.id is not None
+    record(
+        session, ticket, actor=customer.sub, via="app", note=f"reported from {report.app.name}", to_state=state.value
+    )
+    lane = ticket_lane(ticket.id)
+    queue.enqueue(session, kind=EffectKind.JIRA_CREATE.value, lane=lane)
+    queue.enqueue(session, kind=EffectKind.SLACK_CARD.value, lane=lane, coalesce=True)
+    names: set[str] = set()
+    for attachment in report.attachments:
+        data = attachment.content
+        row = ReportAttachment(
+            ticket_id=ticket.id,
+            filename=_unique(attachment.filename, names),
+            content_type=attachment.content_type,
+            size=len(data),
+            data=data,
+        )
+        session.add(row)
+        session.flush()
+        queue.enqueue(session, kind=EffectKind.JIRA_ATTACH.value, lane=lane, payload={"attachment_id": row.id})
+    if customer.email:
+        send_mail(session, runtime.settings, ticket, "receipt", {})
+    return ticket
+
+
+def mail_on(settings: Settings) -> bool:
+    """E-mail is sent when an SMTP server is configured (or the sandbox's catcher stands in for one)."""
+    return settings.smtp_url is not None or settings.mail_sandbox
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``log.txt``, ``log (2).txt``...: an uncertain upload is found again by name and size, so no two alike."""
+    stem, dot, ext = name.rpartition(".") if "." in name.strip(".") else (name, "", "")
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem} ({n}){dot}{ext}"
+    taken.add(candidate)
+    return candidate
+
+
+def writes_to_customer(settings: Settings, ticket: Ticket) -> bool:
+    """Is there a customer this ticket's e-mails reach? (Then Close asks for the message to them.)"""
+    return ticket.customer_email is not None and mail_on(settings)
+
+
+def send_mail(session: Session, settings: Settings, ticket: Ticket, kind: str, context: dict[str, str]) -> None:
+    """Queue an e-mail to the ticket's customer. One lane per report keeps its e-mails in order; the Message-ID
+    is fixed here, so a retried send is recognisable as the same message."""
+    if not mail_on(settings):
+        return
+    assert ticket.id is not None
+    assert ticket.report_ref
+    assert ticket.customer_email
+    queue.enqueue(
+        session,
+        kind=MAIL_SEND,
+        lane=f"mail:{ticket.report_ref}",
+        payload={
+            "ticket_id": ticket.id,
+            "kind": kind,
+            "to": ticket.customer_email,
+            "context": {"reference": ticket.report_ref, "subject": ticket.title, **context},
+            "message_id": f"{ticket.report_ref}.{kind}.{secrets.token_hex(6)}",
+        },
+    )
+
+
+def lookup(runtime: Runtime, customer: Customer, ref: str) -> dict[str, Any] | None:
+    """The customer's own report, or None (someone else's is as unknown as a missing one)."""
+    with Session(runtime.engine) as session:
+        ticket = session.exec(
+            select(Ticket).where(Ticket.report_ref == ref, Ticket.customer_sub == customer.sub)
+        ).first()
+        return public(ticket) if ticket is not None else None

@@ -1,0 +1,27 @@
+"""What every Slack listener does before its ack: store what Slack sent with its job, in one transaction."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.db.engine import transaction
+from bot.db.models import InboundEvent
+from bot.jobs import queue
+from bot.runtime import Runtime
+
+
+def persist(runtime: Runtime, body: dict[str, Any], delivery: str, kind: str, lane: str | None = None) -> bool:
+    """Store what Slack sent and its job, before the ack; False if Slack sent it before (a retry)."""
+    try:
+        with transaction(runtime.engine) as session:
+            event = InboundEvent(source="slack", delivery_id=delivery[:255], body=json.dumps(body))
+            session.add(event)
+            session.flush()
+            lane = lane or f"slack:{event.id}"
+            queue.enqueue(session, kind=kind, lane=lane, payload={"event_id": event.id})
+        return True
+    except IntegrityError:
+        return False
