@@ -38,6 +38,7 @@ from bench.procs import (
     postgres_sessions,
 )
 from bench.report import render
+from bot.jobs.kinds import System, system_lane
 from bot.sandbox.identity_emulator import IdentityEmulator, create_identity_emulator
 from bot.sandbox.jira_emulator import ChangeEvent, JiraEmulator, create_jira_emulator
 from bot.sandbox.mail_catcher import MailCatcher
@@ -45,7 +46,7 @@ from bot.sandbox.samples import alertmanager_payload
 from bot.sandbox.server_thread import ServerThread
 from bot.sandbox.slack_emulator import SlackEmulator, create_slack_emulator
 from bot.settings import SANDBOX_IDENTITY_TOKEN, Settings
-from bot.tickets.alerts import lane_for, ticket_lane
+from bot.tickets.alerts import lane_for
 from workflows.routing import dedup_label
 
 REPO = Path(__file__).resolve().parent.parent
@@ -556,11 +557,16 @@ class Bench:
             if key is not None and key in created:
                 ack_to_issue.append(created[key] - ack.acked_at)
         measured = {a.dedup_key for a in acks if a.dedup_key}
-        lanes = {ticket_lane(t.id) for t in tables.tickets if t.dedup_key in measured and t.id is not None}
+        lanes = {
+            system_lane(system, t.id)
+            for t in tables.tickets
+            if t.dedup_key in measured and t.id is not None
+            for system in System
+        }
         refs = {key.removeprefix("report:") for key in measured}
         job_ms: dict[str, list[float]] = {}
         for job in tables.jobs:
-            if job.lane in lanes or job.lane.removeprefix("mail:") in refs:
+            if job.lane in lanes:
                 waited = seconds_between(job.created_at, job.finished_at)
                 if waited is not None:
                     job_ms.setdefault(job.kind, []).append(1000 * waited)

@@ -191,13 +191,13 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             if act(engine, job_id):
                 print(f"job {job_id}: {done}")
             else:
-                code = _fail(f"job {job_id}: not found or not dead", 1)
+                code = _fail(f"job {job_id}: not found, or neither dead nor refused", 1)
         return code
     statuses = args.status.split(",")
     with Session(engine) as session:
         counts = queue.stats(session).counts
         jobs = queue.list_jobs(session, statuses, args.limit)
-    print("queue: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in ("pending", "running", "dead", "done")))
+    print("queue: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in ("pending", "running", "dead", "refused", "done")))
     if not jobs:
         print(f"no {args.status} jobs")
         return 0
@@ -205,8 +205,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     for job in jobs:
         error = (job.last_error or "").splitlines()[0][:90] if job.last_error else ""
         print(f"{job.id:>7}  {job.status:<8} {job.kind:<16} {job.attempts:>5}  {job.lane[:28]:<28} {error}")
-    if any(j.status == "dead" for j in jobs):
-        print("\nput a dead job back with: triage-bot jobs retry ID   (or give up on it: triage-bot jobs drop ID)")
+    if any(j.status in ("dead", "refused") for j in jobs):
+        print(
+            "\ndead: holds the later jobs of its lane; refused: an outside system said no, nothing waits for it.\n"
+            "run one again with: triage-bot jobs retry ID   (or give up on it: triage-bot jobs drop ID)"
+        )
     return 0
 
 
@@ -431,10 +434,15 @@ def parser() -> argparse.ArgumentParser:
     route.add_argument("--json", action="store_true")
     route.set_defaults(func=cmd_route)
 
-    jobs = sub.add_parser("jobs", help="list jobs (dead ones by default); retry or drop dead ones")
+    jobs = sub.add_parser(
+        "jobs",
+        help="list jobs (dead and refused ones by default); retry or drop them",
+        description="Dead jobs failed for good and hold their lane (the ticket's later work for that system waits); "
+        "refused jobs are changes an outside system refused (said in the card's thread), holding nothing up.",
+    )
     jobs.add_argument("action", nargs="?", choices=["list", "retry", "drop"], default="list")
     jobs.add_argument("ids", nargs="*", type=int)
-    jobs.add_argument("--status", default="dead", help="comma list: pending,running,dead,done")
+    jobs.add_argument("--status", default="dead,refused", help="comma list: pending,running,dead,refused,done")
     jobs.add_argument("--limit", type=int, default=100)
     jobs.set_defaults(func=cmd_jobs)
 

@@ -21,6 +21,11 @@ TICKETS_CREATED = Counter("triage_tickets_created_total", "Jira issues created",
 TICKETS_UPDATED = Counter(
     "triage_tickets_updated_total", "Jira issue updates (fields, comments, transitions)", ["kind"]
 )
+REFUSALS = Counter(
+    "triage_outside_refusals_total",
+    "Changes an outside system refused for good (said in the card's thread, kept as refused jobs)",
+    ["system", "what"],
+)
 MAILS_SENT = Counter("triage_mails_sent_total", "E-mails to customers accepted by the SMTP server", ["kind"])
 REPORTS_RECEIVED = Counter("triage_reports_received_total", "Customer reports accepted", ["category"])
 JOBS_FINISHED = Counter("triage_jobs_finished_total", "Jobs run to the end, by kind and outcome", ["kind", "outcome"])

@@ -6,38 +6,30 @@ from collections.abc import Callable
 from functools import partial
 
 from bot.jobs import housekeeping
+from bot.jobs.kinds import HOLDS_ITS_LANE, PATIENT, JobKind
 from bot.jobs.worker import JobContext, Timer, WorkerPool
 from bot.runtime import Runtime
-from bot.tickets import escalation
-from bot.tickets.alerts import KIND as ALERT_PROCESS
+from bot.tickets import clicks, email, escalation, jira_sync, slack_cards
 from bot.tickets.alerts import process_alert
-from bot.tickets.clicks import EPHEMERAL, handle_slack_action, send_ephemeral
-from bot.tickets.clicks import KIND as SLACK_ACTION
-from bot.tickets.effects import HANDLERS as TICKET_EFFECTS
-from bot.tickets.email import KIND as MAIL_SEND
-from bot.tickets.email import send as send_mail
-from bot.tickets.jira_events import KIND as JIRA_EVENT
 from bot.tickets.jira_events import handle_jira_event
-from bot.tickets.manual import KIND as TICKET_NEW
 from bot.tickets.manual import open_ticket
 
 RuntimeHandler = Callable[[Runtime, JobContext], None]
 
-# Kinds retried for as long as their outage lasts (backoff capped at 5 minutes) instead of job_max_attempts:
-# an e-mail to a customer must not be lost to a long SMTP outage.
-PATIENT_KINDS = frozenset({MAIL_SEND})
-
-
-def all_handlers() -> dict[str, RuntimeHandler]:
-    return {
-        ALERT_PROCESS: process_alert,
-        JIRA_EVENT: handle_jira_event,
-        SLACK_ACTION: handle_slack_action,
-        EPHEMERAL: send_ephemeral,
-        TICKET_NEW: open_ticket,
-        MAIL_SEND: send_mail,
-        **TICKET_EFFECTS,
-    }
+HANDLERS: dict[JobKind, RuntimeHandler] = {
+    JobKind.ALERT_PROCESS: process_alert,
+    JobKind.SLACK_ACTION: clicks.handle_slack_action,
+    JobKind.JIRA_EVENT: handle_jira_event,
+    JobKind.TICKET_NEW: open_ticket,
+    JobKind.JIRA_CREATE: jira_sync.jira_create,
+    JobKind.JIRA_SYNC: jira_sync.jira_sync,
+    JobKind.JIRA_COMMENT: jira_sync.jira_comment,
+    JobKind.JIRA_ATTACH: jira_sync.jira_attach,
+    JobKind.SLACK_CARD: slack_cards.slack_card,
+    JobKind.SLACK_NOTE: slack_cards.slack_note,
+    JobKind.MAIL_SEND: email.send,
+    JobKind.SLACK_EPHEMERAL: clicks.send_ephemeral,
+}
 
 
 def worker_pool(runtime: Runtime, threads: int) -> WorkerPool:
@@ -52,5 +44,13 @@ def worker_pool(runtime: Runtime, threads: int) -> WorkerPool:
         Timer("escalation", settings.escalation_scan_seconds, lambda: escalation.scan(runtime) > 0),
         Timer("housekeeping", housekeeping.SECONDS, tidy),
     )
-    handlers = {kind: partial(handler, runtime) for kind, handler in all_handlers().items()}
-    return WorkerPool(runtime.engine, settings, handlers, threads, patient=PATIENT_KINDS, timers=timers)
+    handlers = {kind.value: partial(handler, runtime) for kind, handler in HANDLERS.items()}
+    return WorkerPool(
+        runtime.engine,
+        settings,
+        handlers,
+        threads,
+        patient=frozenset(PATIENT),
+        holding=frozenset(HOLDS_ITS_LANE),
+        timers=timers,
+    )

@@ -19,8 +19,8 @@ from sqlmodel import select
 from bot.db.engine import transaction
 from bot.db.models import InboundEvent, Ticket
 from bot.jobs import queue
+from bot.jobs.kinds import jira_in_lane
 from bot.runtime import Runtime
-from bot.tickets.alerts import ticket_lane
 from bot.tickets.jira_events import KIND
 from webhooks.auth import hmac_matches, require_token
 from webhooks.deps import PoolDep, RuntimeDep
@@ -62,7 +62,7 @@ def persist(runtime: Runtime, key: str, delivery: str | None, body: str) -> str:
             event = InboundEvent(source="jira", delivery_id=delivery, body=body)
             session.add(event)
             session.flush()
-            queue.enqueue(session, kind=KIND, lane=ticket_lane(ticket.id), payload={"event_id": event.id})
+            queue.enqueue(session, kind=KIND, lane=jira_in_lane(ticket.id), payload={"event_id": event.id})
             return "accepted"
     except IntegrityError:
         return "duplicate: this delivery was received before"

@@ -32,7 +32,7 @@ def card(ticket: TicketView, original: str | None = None) -> list[dict[str, Any]
     jira = (
         f"<{ticket.jira_url}|{slack_text(ticket.jira_key)}>"
         if ticket.jira_key and ticket.jira_url
-        else (slack_text(ticket.jira_key) if ticket.jira_key else "_creating…_")
+        else (slack_text(ticket.jira_key) if ticket.jira_key else "_not in Jira yet_")
     )
     alert_line = (
         f"{_STATUS_EMOJI.get(ticket.alert_status, '')} {ticket.alert_status}: "

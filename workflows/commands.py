@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 from workflows.escaping import one_line, slack_text, truncate
 from workflows.forms import select_options
-from workflows.states import TicketState
+from workflows.plans import Entry, Opening, Plan, opening_effects
+from workflows.policy import Policy
+from workflows.states import TicketState, initial_state
 from workflows.tickets import TicketView
 
 NEW_TICKET_VIEW = "triage.new_ticket"
@@ -189,3 +191,22 @@ def new_ticket_entered(values: dict[str, Any], teams: list[str], priorities: lis
     if errors:
         return errors
     return NewTicket(one_line(title), description, priority, team)
+
+
+NOT_ALLOWED = "Nothing opened: only the operators, QA and the teams in triage-bot's policy can open tickets."
+
+
+def plan_new_ticket(form: NewTicket, user: str, policy: Policy, *, allowed: bool) -> Opening | None:
+    """The ticket ``/triage new`` opens (straight to the team it names, or to triage), or None when ``user`` is
+    not someone the policy names (``allowed``: the caller expanded the policy's user groups)."""
+    if not allowed:
+        return None
+    team = form.team if form.team in policy.teams else None
+    audience = policy.teams[team] if team else policy.operators
+    state = initial_state(team)
+    return Opening(
+        state=state,
+        team=team,
+        channel=audience.channel,
+        plan=Plan(history=(Entry(user, "slack", "opened by hand in Slack", to=state),), effects=opening_effects()),
+    )

@@ -9,36 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from workflows.alerts import GroupNotification, Status
+from workflows.effects import CARD, SYNC, Effect, EffectKind, comment
+from workflows.effects import note as thread_note
 from workflows.policy import Environment
 from workflows.routing import Routing
 from workflows.states import ACTIVE_STATES, TicketState, initial_state
-
-
-class EffectKind(StrEnum):
-    JIRA_CREATE = "jira.create"
-    JIRA_SYNC = "jira.sync"  # summary, description, priority, labels from the stored ticket
-    JIRA_COMMENT = "jira.comment"
-    JIRA_TRANSITION = "jira.transition"
-    JIRA_ASSIGN = "jira.assign"  # the assignee, from a Slack user (found in Jira by e-mail)
-    JIRA_ATTACH = "jira.attach"  # a file a customer attached to a report
-    SLACK_CARD = "slack.card"  # post or edit the ticket's card from the stored ticket
-    SLACK_NOTE = "slack.note"  # a line of history in the card's thread
-
-
-# Effects that render from the stored ticket when they run: one pending copy per ticket is enough.
-COALESCED = frozenset({EffectKind.JIRA_SYNC, EffectKind.SLACK_CARD})
-
-
-@dataclass(frozen=True)
-class Effect:
-    kind: EffectKind
-    payload: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,22 +56,6 @@ def digest(note: GroupNotification, routing: Routing) -> str:
         "truncated": note.truncated_alerts,
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def _comment(text: str) -> Effect:
-    return Effect(EffectKind.JIRA_COMMENT, {"text": text})
-
-
-def _transition(state: TicketState) -> Effect:
-    return Effect(EffectKind.JIRA_TRANSITION, {"state": state.value})
-
-
-def _note(text: str) -> Effect:
-    return Effect(EffectKind.SLACK_NOTE, {"text": text})
-
-
-SYNC = Effect(EffectKind.JIRA_SYNC)
-CARD = Effect(EffectKind.SLACK_CARD)
 
 
 def _can_reopen(env: Environment, closed_at: datetime | None, now: datetime) -> bool:
@@ -133,7 +97,7 @@ def plan(
         return AlertPlan(
             "update",
             state=ticket.state,
-            effects=(_note("Acknowledged by monitoring."),),
+            effects=(thread_note("Acknowledged by monitoring."),),
             note="acknowledged by monitoring",
         )
 
@@ -144,7 +108,7 @@ def plan(
         return AlertPlan(
             "reopen",
             state=start,
-            effects=(_transition(start), _comment(text), SYNC, CARD, _note(text)),
+            effects=(SYNC, comment(text), CARD, thread_note(text)),
             note="reopened: fired again after close",
         )
 
@@ -156,11 +120,11 @@ def plan(
                 return AlertPlan(
                     "update",
                     state=back,
-                    effects=(_transition(back), _comment(text), SYNC, CARD, _note(text)),
+                    effects=(SYNC, comment(text), CARD, thread_note(text)),
                     note="fired again; back from resolved",
                 )
             return AlertPlan(
-                "update", state=ticket.state, effects=(_comment(text), SYNC, CARD, _note(text)), note="fired again"
+                "update", state=ticket.state, effects=(SYNC, comment(text), CARD, thread_note(text)), note="fired again"
             )
         if ticket.digest == new_digest:
             return AlertPlan("ignore", note="nothing new")
@@ -178,17 +142,16 @@ def plan(
             "update",
             state=resolved,
             effects=(
-                _transition(resolved),
-                _comment(text + " Resolved automatically."),
                 SYNC,
+                comment(text + " Resolved automatically."),
                 CARD,
-                _note(text + " Resolved automatically; waiting for verification."),
+                thread_note(text + " Resolved automatically; waiting for verification."),
             ),
             note="cleared; resolved (on_resolve: resolve)",
         )
     return AlertPlan(
         "update",
         state=ticket.state,
-        effects=(_comment(text), SYNC, CARD, _note(text)),
+        effects=(SYNC, comment(text), CARD, thread_note(text)),
         note="cleared (on_resolve: comment)",
     )

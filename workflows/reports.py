@@ -14,10 +14,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from workflows.effects import Effect, EffectKind
 from workflows.escaping import one_line, strip_control
+from workflows.plans import Entry, Opening, Plan, opening_effects
 from workflows.policy import MatchValue, Policy
 from workflows.routing import matches
-from workflows.states import TicketState
+from workflows.states import TicketState, initial_state
 
 SUBJECT_LIMIT = 200
 DESCRIPTION_LIMIT = 20_000
@@ -218,3 +220,40 @@ def mask_email(email: str | None) -> str:
 def app_line(fields: dict[str, str]) -> str:
     """``Shop 4.2.0 (ios)`` from a report ticket's stored fields."""
     return f"{fields.get('app', '')} {fields.get('version', '')} ({fields.get('platform', '')})"
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """``log.txt``, ``log (2).txt``...: an uncertain upload is found again by name and size, so no two alike."""
+    taken: set[str] = set()
+    unique = []
+    for name in names:
+        stem, dot, ext = name.rpartition(".") if "." in name.strip(".") else (name, "", "")
+        candidate, n = name, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{stem} ({n}){dot}{ext}"
+        taken.add(candidate)
+        unique.append(candidate)
+    return unique
+
+
+def plan_report(report: ReportIn, routing: ReportRouting, customer: str, *, has_email: bool) -> Opening:
+    """A customer's report as a new ticket: to its team or to triage; its issue, card and files in Jira; the
+    receipt to the customer when there is an address to send it to. (The files are named as ``unique_names``
+    names them.)"""
+    state = initial_state(routing.team)
+    files = unique_names([a.filename for a in report.attachments])
+    effects = [
+        *opening_effects(),
+        *(Effect(EffectKind.JIRA_ATTACH, {"filename": name}) for name in files),
+    ]
+    if has_email:
+        effects.append(Effect(EffectKind.MAIL_SEND, {"kind": "receipt", "context": {}}))
+    return Opening(
+        state=state,
+        team=routing.team,
+        channel=routing.channel,
+        plan=Plan(
+            history=(Entry(customer, "app", f"reported from {report.app.name}", to=state),), effects=tuple(effects)
+        ),
+    )

@@ -15,7 +15,8 @@ class JobStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     DONE = "done"
-    DEAD = "dead"
+    DEAD = "dead"  # failed for good and holds its lane: the jobs after it wait (triage-bot jobs retry/drop)
+    REFUSED = "refused"  # failed for good (an outside system said no), holding nothing up; retryable
 
 
 class InboundEvent(SQLModel, table=True):
@@ -82,6 +83,11 @@ class Ticket(SQLModel, table=True):
     jira_key: str | None = Field(default=None, max_length=64, index=True)
     jira_create_attempts: int = 0
     jira_create_attempted_at: datetime | None = None
+    # What the Jira issue was last brought to (or refused, which is said once): jira.sync calls Jira only for
+    # what differs from the ticket now. Status: a TicketState; assignee: a Slack user id, "" for nobody.
+    jira_status_synced: str | None = Field(default=None, max_length=16)
+    jira_assignee_synced: str | None = Field(default=None, max_length=32)
+    jira_fields_synced: str | None = Field(default=None, max_length=64)  # a digest of summary, priority, labels...
     slack_channel: str = Field(max_length=32)
     slack_ts: str | None = Field(default=None, max_length=32)
     slack_post_attempts: int = 0

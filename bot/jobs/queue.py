@@ -31,6 +31,10 @@ class LostLease(Exception):
     """Another worker owns this job now (our lease ran out); our result must not be saved."""
 
 
+def dump_payload(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
 def enqueue(
     session: Session,
     *,
@@ -61,7 +65,7 @@ def enqueue(
     job = Job(
         kind=kind,
         lane=lane,
-        payload=json.dumps(payload or {}, separators=(",", ":")),
+        payload=dump_payload(payload or {}),
         run_after=utcnow() + timedelta(seconds=delay),
     )
     session.add(job)
@@ -124,15 +128,22 @@ def complete(session: Session, job: Job, worker_id: str) -> None:
 
 
 def fail(
-    engine: Engine, job: Job, worker_id: str, error: str, retry_in: float | None, count_attempt: bool = True
+    engine: Engine,
+    job: Job,
+    worker_id: str,
+    error: str,
+    retry_in: float | None,
+    count_attempt: bool = True,
+    holds: bool = True,
 ) -> None:
-    """Schedule a retry in ``retry_in`` seconds, or keep the job as dead when None. ``count_attempt=False``
-    gives the attempt back (the server asked us to wait: nothing was tried, nothing is uncertain)."""
+    """Schedule a retry in ``retry_in`` seconds, or when None keep the job as dead (``holds``: the later jobs of
+    its lane wait for it) or as refused (they run). ``count_attempt=False`` gives the attempt back (the server
+    asked us to wait: nothing was tried, nothing is uncertain)."""
     values: dict[str, Any] = {"last_error": error[:ERROR_LIMIT], "locked_until": None}
     if not count_attempt:
         values["attempts"] = max(0, job.attempts - 1)
     if retry_in is None:
-        values.update(status=JobStatus.DEAD, finished_at=utcnow())
+        values.update(status=JobStatus.DEAD if holds else JobStatus.REFUSED, finished_at=utcnow())
     else:
         values.update(status=JobStatus.PENDING, run_after=utcnow() + timedelta(seconds=retry_in))
     with transaction(engine) as session:
@@ -150,24 +161,27 @@ def extend_leases(engine: Engine, worker_id: str, job_ids: Sequence[int], lease_
         )
 
 
+FAILED = (JobStatus.DEAD, JobStatus.REFUSED)
+
+
 def retry(engine: Engine, job_id: int) -> bool:
-    """Put a dead job back in the queue with a fresh attempt budget. The count restarts at 1, not 0: the job
-    did run before, so handlers that look for the result of an uncertain attempt still look."""
+    """Put a dead or refused job back in the queue with a fresh attempt budget. The count restarts at 1, not 0:
+    the job did run before, so handlers that look for the result of an uncertain attempt still look."""
     with transaction(engine) as session:
         result = session.execute(
             update(Job)
-            .where(col(Job.id) == job_id, col(Job.status) == JobStatus.DEAD)
+            .where(col(Job.id) == job_id, col(Job.status).in_(FAILED))
             .values(status=JobStatus.PENDING, attempts=1, run_after=utcnow(), finished_at=None)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def drop(engine: Engine, job_id: int) -> bool:
-    """Give up on a dead job for good (it stays in the table as done, with its last error)."""
+    """Give up on a dead or refused job for good (it stays in the table as done, with its last error)."""
     with transaction(engine) as session:
         result = session.execute(
             update(Job)
-            .where(col(Job.id) == job_id, col(Job.status) == JobStatus.DEAD)
+            .where(col(Job.id) == job_id, col(Job.status).in_(FAILED))
             .values(
                 status=JobStatus.DONE,
                 finished_at=utcnow(),

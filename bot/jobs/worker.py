@@ -68,12 +68,16 @@ class WorkerPool:
         threads: int,
         name: str = "",
         patient: frozenset[str] = frozenset(),
+        holding: frozenset[str] | None = None,
         timers: tuple[Timer, ...] = (),
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.handlers = handlers
         self.patient = patient  # job kinds whose passing failures are retried for as long as they last
+        # Job kinds whose failure for good holds their lane (kept as dead); any other is kept as refused and the
+        # jobs after it run. None: every kind holds.
+        self.holding = holding
         self.timers = timers
         self.threads = threads
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -175,14 +179,15 @@ class WorkerPool:
         if retry:
             log.warning("job failed; will retry", extra=fields)
         else:
-            log.error("job failed for good; kept as dead (triage-bot jobs)", extra=fields)
+            log.error("job failed for good; kept as dead or refused (triage-bot jobs)", extra=fields)
             if not verdict.retryable:
                 log.debug("traceback", extra={"traceback": traceback.format_exc()})
         JOBS_FAILED.labels(job.kind, str(retry).lower()).inc()
         if not retry:
             JOBS_FINISHED.labels(job.kind, "dead").inc()
+        holds = self.holding is None or job.kind in self.holding
         try:
-            queue.fail(self.engine, job, worker_id, error, delay, count_attempt=not rate_limited)
+            queue.fail(self.engine, job, worker_id, error, delay, count_attempt=not rate_limited, holds=holds)
         except queue.LostLease:
             pass
         except Exception:

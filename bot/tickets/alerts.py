@@ -11,29 +11,22 @@ import json
 
 from bot.clock import utcnow
 from bot.db.models import InboundEvent, Ticket
-from bot.jobs import queue
+from bot.jobs.kinds import JobKind, group_lane
 from bot.jobs.retry import PermanentError
 from bot.jobs.worker import JobContext
 from bot.runtime import Runtime
+from bot.tickets.effects import queue_effects
 from bot.tickets.store import apply_notification, dedup_hash, latest_for, move, record, snapshot, view
 from workflows.alerts import Source, notification_from
-from workflows.lifecycle import COALESCED, digest, plan
+from workflows.lifecycle import digest, plan
 from workflows.routing import route
 from workflows.states import TicketState
 
-KIND = "alert.process"
+KIND = JobKind.ALERT_PROCESS
 
 
 def lane_for(dedup_key: str) -> str:
-    return f"group:{dedup_hash(dedup_key)[:40]}"
-
-
-def ticket_lane(ticket_id: int) -> str:
-    return f"ticket:{ticket_id}"
-
-
-def ticket_of_lane(lane: str) -> int:
-    return int(lane.removeprefix("ticket:"))
+    return group_lane(dedup_hash(dedup_key))
 
 
 def process_alert(runtime: Runtime, ctx: JobContext) -> None:
@@ -93,11 +86,4 @@ def process_alert(runtime: Runtime, ctx: JobContext) -> None:
                 session.add(ticket)
                 record(session, ticket, actor=note.source.value, via="monitoring", note=decision.note)
         assert ticket.id is not None
-        for effect in decision.effects:
-            queue.enqueue(
-                session,
-                kind=effect.kind.value,
-                lane=ticket_lane(ticket.id),
-                payload=effect.payload,
-                coalesce=effect.kind in COALESCED,
-            )
+        queue_effects(session, ticket.id, decision.effects)

@@ -1,4 +1,5 @@
-"""The escalation scan: reminders for tickets left waiting, queued as thread notes in the ticket's lane.
+"""The escalation scan: reminders for tickets left waiting (workflows.escalation plans them), queued as thread
+notes in the ticket's Slack lane.
 
 Every replica may scan; a conditional update makes each reminder one replica's alone.
 """
@@ -13,24 +14,12 @@ from sqlmodel import col, select
 from bot.clock import utcnow
 from bot.db.engine import transaction
 from bot.db.models import Ticket
-from bot.jobs import queue
 from bot.runtime import Runtime
-from bot.tickets.alerts import ticket_lane
-from bot.tickets.store import record
-from workflows.escalation import WAITING, due, reminder
-from workflows.lifecycle import EffectKind
-from workflows.policy import Audience
+from bot.tickets.apply import apply
+from workflows.escalation import WAITING, due, plan_reminder
 from workflows.states import TicketState
 
 log = logging.getLogger("triage.escalation")
-
-
-def audience_for(runtime: Runtime, ticket: Ticket) -> Audience:
-    """Who should act on a waiting ticket: its team once assigned, the operators before."""
-    policy = runtime.policy
-    if TicketState(ticket.state) is TicketState.ASSIGNED and ticket.team in policy.teams:
-        return policy.teams[ticket.team]
-    return policy.operators
 
 
 def scan(runtime: Runtime) -> int:
@@ -65,19 +54,8 @@ def scan(runtime: Runtime) -> int:
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 continue  # another replica sent this one
-            assert ticket.id is not None
-            audience = audience_for(runtime, ticket)
-            queue.enqueue(
-                session,
-                kind=EffectKind.SLACK_NOTE.value,
-                lane=ticket_lane(ticket.id),
-                payload={
-                    "text": reminder(state, now - since, number, env.escalate_limit),
-                    "mention": list(audience.users),
-                    "channel": audience.channel,  # in the thread of their own card
-                },
-            )
-            record(session, ticket, actor="triage-bot", via="escalation", note=f"reminder {number} sent")
+            plan = plan_reminder(runtime.policy, state, ticket.team, now - since, number, env.escalate_limit)
+            apply(session, runtime.settings, ticket, plan)
             sent += 1
     if sent:
         log.info("escalation reminders queued", extra={"count": sent})

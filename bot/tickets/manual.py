@@ -1,4 +1,4 @@
-"""The ``ticket.new`` job: a ticket someone opened by hand with ``/triage new``.
+"""The ``ticket.new`` job: a ticket someone opened by hand with ``/triage new`` (workflows.commands plans it).
 
 The form's submission was stored before Slack got its ack; here it becomes a ticket, in one transaction with
 its history and the jobs that create the Jira issue and post the card. The submission's event id is the
@@ -11,17 +11,16 @@ import json
 
 from bot.clock import utcnow
 from bot.db.models import InboundEvent, Ticket
-from bot.jobs import queue
+from bot.jobs.kinds import JobKind
 from bot.jobs.retry import PermanentError
 from bot.jobs.worker import JobContext
 from bot.runtime import Runtime
-from bot.tickets.alerts import ticket_lane
+from bot.tickets.apply import open_ticket as store_opened
 from bot.tickets.clicks import tell
-from bot.tickets.store import dedup_hash, latest_for, record
-from workflows.lifecycle import EffectKind
-from workflows.states import initial_state
+from bot.tickets.store import dedup_hash, latest_for
+from workflows.commands import NOT_ALLOWED, NewTicket, plan_new_ticket
 
-KIND = "ticket.new"
+KIND = JobKind.TICKET_NEW
 SOURCE = "slack"
 
 
@@ -36,37 +35,33 @@ def open_ticket(runtime: Runtime, ctx: JobContext) -> None:
         dedup_key = f"slack:new:{event_id}"
         if latest_for(session, dedup_key) is not None:
             return
-        if form["user"] not in people:
-            words = "Nothing opened: only the operators, QA and the teams in triage-bot's policy can open tickets."
+        entered = NewTicket(form["title"], form["description"], form["priority"], form["team"])
+        opening = plan_new_ticket(entered, form["user"], runtime.policy, allowed=form["user"] in people)
+        if opening is None:
             if form.get("channel"):
-                tell(session, form["channel"], form["user"], words)
+                tell(session, form["channel"], form["user"], NOT_ALLOWED)
             return
-        policy, team = runtime.policy, form["team"]
-        audience = policy.teams[team] if team in policy.teams else policy.operators
-        state = initial_state(team if team in policy.teams else None)
         ticket = Ticket(
             dedup_key=dedup_key,
             dedup_hash=dedup_hash(dedup_key),
             source=SOURCE,
             environment="default",
-            team=team if team in policy.teams else None,
-            priority=form["priority"],
-            state=state.value,
-            title=form["title"],
+            team=opening.team,
+            priority=entered.priority,
+            state=opening.state.value,
+            title=entered.title,
             alert_status="firing",
             digest="",
-            annotations=json.dumps({"description": form["description"]} if form["description"] else {}),
-            slack_channel=audience.channel,
+            annotations=json.dumps({"description": entered.description} if entered.description else {}),
+            slack_channel=opening.channel,
             first_event_at=event.received_at,
             state_changed_at=utcnow(),
         )
-        session.add(ticket)
-        session.flush()
-        assert ticket.id is not None
-        record(session, ticket, actor=form["user"], via="slack", note="opened by hand in Slack", to_state=state.value)
-        lane = ticket_lane(ticket.id)
-        queue.enqueue(session, kind=EffectKind.JIRA_CREATE.value, lane=lane)
-        queue.enqueue(session, kind=EffectKind.SLACK_CARD.value, lane=lane, coalesce=True)
+        ticket_id = store_opened(session, runtime.settings, ticket, opening.plan)
         if form.get("channel"):
-            words = f"Opened ticket #{ticket.id}; its card is in <#{audience.channel}>."
-            tell(session, form["channel"], form["user"], words)
+            tell(
+                session,
+                form["channel"],
+                form["user"],
+                f"Opened ticket #{ticket_id}; its card is in <#{opening.channel}>.",
+            )

@@ -20,17 +20,14 @@ from bot.clients.identity import Customer
 from bot.clock import utcnow
 from bot.db.engine import transaction
 from bot.db.models import IdempotentRequest, InboundEvent, ReportAttachment, Ticket
-from bot.jobs import queue
 from bot.jobs.housekeeping import IDEMPOTENCY_KEPT
 from bot.runtime import Runtime
-from bot.settings import Settings
-from bot.tickets.alerts import ticket_lane
-from bot.tickets.store import dedup_hash, record
-from workflows.lifecycle import EffectKind
-from workflows.reports import SOURCE, STATUS_TEXT, ReportIn, route
-from workflows.states import TicketState, initial_state
+from bot.tickets.apply import open_ticket as store_opened
+from bot.tickets.email import mail_on
+from bot.tickets.store import dedup_hash
+from workflows.reports import SOURCE, STATUS_TEXT, ReportIn, plan_report, route, unique_names
+from workflows.states import TicketState
 
-MAIL_SEND = "mail.send"  # handled by bot.mail_jobs
 RATE_WINDOW = timedelta(minutes=1)
 _REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U to misread
 
@@ -149,7 +146,7 @@ def _open_ticket(session: Session, runtime: Runtime, customer: Customer, report:
     }
     event = InboundEvent(source=SOURCE, delivery_id=f"report:{ref}", body=json.dumps(stored))
     session.add(event)
-    state = initial_state(routing.team)
+    opening = plan_report(report, routing, customer.sub, has_email=bool(customer.email) and mail_on(runtime.settings))
     fields = {
         "category": report.category,
         "app": report.app.name,
@@ -163,15 +160,15 @@ def _open_ticket(session: Session, runtime: Runtime, customer: Customer, report:
         dedup_hash=dedup_hash(dedup_key),
         source=SOURCE,
         environment="default",
-        team=routing.team,
+        team=opening.team,
         priority=routing.priority,
-        state=state.value,
+        state=opening.state.value,
         title=report.title,
         alert_status="firing",
         digest="",
         labels=json.dumps(fields),
         annotations=json.dumps({"description": report.description} if report.description else {}),
-        slack_channel=routing.channel,
+        slack_channel=opening.channel,
         first_event_at=now,
         state_changed_at=now,
         report_ref=ref,
@@ -183,71 +180,17 @@ def _open_ticket(session: Session, runtime: Runtime, customer: Customer, report:
     session.add(ticket)
     session.flush()
     assert ticket.id is not None
-    record(
-        session, ticket, actor=customer.sub, via="app", note=f"reported from {report.app.name}", to_state=state.value
-    )
-    lane = ticket_lane(ticket.id)
-    queue.enqueue(session, kind=EffectKind.JIRA_CREATE.value, lane=lane)
-    queue.enqueue(session, kind=EffectKind.SLACK_CARD.value, lane=lane, coalesce=True)
-    names: set[str] = set()
-    for attachment in report.attachments:
+    for attachment, name in zip(
+        report.attachments, unique_names([a.filename for a in report.attachments]), strict=True
+    ):
         data = attachment.content
-        row = ReportAttachment(
-            ticket_id=ticket.id,
-            filename=_unique(attachment.filename, names),
-            content_type=attachment.content_type,
-            size=len(data),
-            data=data,
+        session.add(
+            ReportAttachment(
+                ticket_id=ticket.id, filename=name, content_type=attachment.content_type, size=len(data), data=data
+            )
         )
-        session.add(row)
-        session.flush()
-        queue.enqueue(session, kind=EffectKind.JIRA_ATTACH.value, lane=lane, payload={"attachment_id": row.id})
-    if customer.email:
-        send_mail(session, runtime.settings, ticket, "receipt", {})
+    store_opened(session, runtime.settings, ticket, opening.plan)
     return ticket
-
-
-def mail_on(settings: Settings) -> bool:
-    """E-mail is sent when an SMTP server is configured (or the sandbox's catcher stands in for one)."""
-    return settings.smtp_url is not None or settings.mail_sandbox
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    """``log.txt``, ``log (2).txt``...: an uncertain upload is found again by name and size, so no two alike."""
-    stem, dot, ext = name.rpartition(".") if "." in name.strip(".") else (name, "", "")
-    candidate, n = name, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{stem} ({n}){dot}{ext}"
-    taken.add(candidate)
-    return candidate
-
-
-def writes_to_customer(settings: Settings, ticket: Ticket) -> bool:
-    """Is there a customer this ticket's e-mails reach? (Then Close asks for the message to them.)"""
-    return ticket.customer_email is not None and mail_on(settings)
-
-
-def send_mail(session: Session, settings: Settings, ticket: Ticket, kind: str, context: dict[str, str]) -> None:
-    """Queue an e-mail to the ticket's customer. One lane per report keeps its e-mails in order; the Message-ID
-    is fixed here, so a retried send is recognisable as the same message."""
-    if not mail_on(settings):
-        return
-    assert ticket.id is not None
-    assert ticket.report_ref
-    assert ticket.customer_email
-    queue.enqueue(
-        session,
-        kind=MAIL_SEND,
-        lane=f"mail:{ticket.report_ref}",
-        payload={
-            "ticket_id": ticket.id,
-            "kind": kind,
-            "to": ticket.customer_email,
-            "context": {"reference": ticket.report_ref, "subject": ticket.title, **context},
-            "message_id": f"{ticket.report_ref}.{kind}.{secrets.token_hex(6)}",
-        },
-    )
 
 
 def lookup(runtime: Runtime, customer: Customer, ref: str) -> dict[str, Any] | None:

@@ -82,6 +82,8 @@ def record(
     from_state: str | None = None,
     to_state: str | None = None,
 ) -> None:
+    from_state = from_state.value if isinstance(from_state, TicketState) else from_state
+    to_state = to_state.value if isinstance(to_state, TicketState) else to_state
     assert ticket.id is not None
     session.add(
         TicketHistory(ticket_id=ticket.id, actor=actor, via=via, note=note, from_state=from_state, to_state=to_state)

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from tests.harness import alertmanager_payload
 from workflows.alerts import AlertmanagerWebhook, GroupNotification, from_alertmanager
-from workflows.lifecycle import EffectKind, TicketSnapshot, digest, plan
+from workflows.effects import EffectKind
+from workflows.lifecycle import TicketSnapshot, digest, plan
 from workflows.policy import Environment
 from workflows.routing import Routing
 from workflows.states import TicketState
@@ -66,17 +67,18 @@ def test_on_resolve_policies() -> None:
     ignore = plan(open_ticket, note("resolved"), OPS, Environment(on_resolve="ignore"), NOW)
     assert kinds(ignore) == ["slack.card"] and ignore.state is TicketState.OPEN
     comment = plan(open_ticket, note("resolved"), OPS, Environment(on_resolve="comment"), NOW)
-    assert kinds(comment) == ["jira.comment", "jira.sync", "slack.card", "slack.note"]
+    assert kinds(comment) == ["jira.sync", "jira.comment", "slack.card", "slack.note"]
     resolve = plan(open_ticket, note("resolved"), OPS, Environment(on_resolve="resolve"), NOW)
     assert resolve.state is TicketState.RESOLVED
-    assert kinds(resolve)[0] == "jira.transition" and resolve.effects[0].payload == {"state": "resolved"}
+    # The Jira status follows by reconciliation: the sync reads the ticket's new state when it runs.
+    assert kinds(resolve)[0] == "jira.sync" and resolve.effects[0].payload == {}
     again = plan(snap(TicketState.OPEN, "resolved"), note("resolved"), OPS, Environment(), NOW)
     assert again.action == "ignore"
 
 
 def test_a_resolved_ticket_in_qa_is_not_moved_back_by_a_clear() -> None:
     p = plan(snap(TicketState.IN_QA), note("resolved"), OPS, Environment(on_resolve="resolve"), NOW)
-    assert p.state is TicketState.IN_QA and "jira.transition" not in kinds(p)
+    assert p.state is TicketState.IN_QA and p.action == "update" and "slack.note" in kinds(p)
 
 
 def test_firing_again_after_auto_resolve_goes_back_to_where_it_was() -> None:
@@ -88,14 +90,14 @@ def test_firing_again_after_auto_resolve_goes_back_to_where_it_was() -> None:
         NOW,
     )
     assert p.state is TicketState.IN_PROGRESS
-    assert p.effects[0].kind is EffectKind.JIRA_TRANSITION
+    assert p.effects[0].kind is EffectKind.JIRA_SYNC
 
 
 def test_reopen_within_window_else_new_ticket() -> None:
     env = Environment(reopen="24h")
     inside = plan(snap(TicketState.CLOSED, closed_ago=timedelta(hours=2)), note(), OPS, env, NOW)
     assert (inside.action, inside.state) == ("reopen", TicketState.OPEN)
-    assert inside.effects[0].payload == {"state": "open"}
+    assert inside.effects[0].kind is EffectKind.JIRA_SYNC
     outside = plan(snap(TicketState.CLOSED, closed_ago=timedelta(hours=25)), note(), OPS, env, NOW)
     assert outside.action == "create"
     never = plan(

@@ -21,11 +21,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import Session
 
 from bot.db.models import Ticket
+from bot.jobs.kinds import click_lane
 from bot.runtime import Runtime
-from bot.tickets.clicks import KIND, click_lane, judge
-from bot.tickets.reports import writes_to_customer
+from bot.tickets.clicks import KIND
+from bot.tickets.email import writes_to_customer
+from bot.tickets.store import view
 from webhooks.slack.intake import persist
 from workflows.cards import ACTION_PREFIX
+from workflows.clicks import judge
 from workflows.forms import FORMS, form_for, modal
 from workflows.transitions import Action
 
@@ -55,7 +58,7 @@ def form_context(runtime: Runtime, ticket_id: int, user: str, action: Action, ve
         lists = [a.users for a in policy.audiences()]
         if all(slack.known_members(users) is not None for users in lists):
             allowed = judge(
-                policy, lambda users: slack.known_members(users) or frozenset(), ticket, user, action, version
+                policy, lambda users: slack.known_members(users) or frozenset(), view(ticket), user, action, version
             ).allowed
         else:
             allowed = True

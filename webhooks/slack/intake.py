@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.db.engine import transaction
 from bot.db.models import InboundEvent
 from bot.jobs import queue
+from bot.jobs.kinds import new_ticket_lane
 from bot.runtime import Runtime
 
 
@@ -20,7 +21,7 @@ def persist(runtime: Runtime, body: dict[str, Any], delivery: str, kind: str, la
             event = InboundEvent(source="slack", delivery_id=delivery[:255], body=json.dumps(body))
             session.add(event)
             session.flush()
-            lane = lane or f"slack:{event.id}"
+            lane = lane or new_ticket_lane(event.id or 0)  # a submission that opens a ticket
             queue.enqueue(session, kind=kind, lane=lane, payload={"event_id": event.id})
         return True
     except IntegrityError:

@@ -1,0 +1,299 @@
+"""A ticket's Jira work, in its ``jira:N`` lane: create the issue, bring it to the ticket's state, add comments
+and files. Safe to run again after a crash at any point:
+
+- a create records its intent before calling, and an attempt after an uncertain one looks for the issue by
+  its unique label before creating again;
+- ``jira.sync`` reconciles: it reads the ticket as it is now and changes in Jira only what differs from what
+  it last brought there (fields, status, assignee), so a queue of stale moves never exists and a repeat is
+  harmless (transitions check the issue's status first);
+- comments carry a marker and are looked for after an uncertain attempt; files are looked for by name and size.
+
+A refusal no retry can fix (a 403, a workflow condition, a field Jira will not take) is said once in the card's
+thread, kept as a refused job for `triage-bot jobs`, counted, and holds up nothing: the ticket's next comment,
+assignee or later move still goes to Jira. Only a failed create holds the lane, since all else needs the issue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from jira.exceptions import JIRAError
+from sqlmodel import select
+
+from bot.clock import utcnow
+from bot.db.engine import transaction
+from bot.db.models import ReportAttachment, Ticket
+from bot.jobs.kinds import JobKind
+from bot.jobs.retry import PermanentError, TryLater, classify
+from bot.jobs.worker import JobContext
+from bot.metrics import REFUSALS, TICKET_LATENCY, TICKETS_CREATED, TICKETS_UPDATED
+from bot.runtime import Runtime
+from bot.tickets import people
+from bot.tickets.effects import load, queue_effects, record_attempt, refused, say, shown, ticket_id_of
+from workflows import tickets
+from workflows.effects import CARD, SYNC
+from workflows.escaping import slack_text
+from workflows.states import TicketState
+from workflows.tickets import TicketView
+
+log = logging.getLogger("triage.jira")
+# States a new issue is already in: Jira creates issues in its first status, which is "open" to the policy
+# (and Jira has no "assigned": the assignee and labels show it).
+CREATED_AS = frozenset({TicketState.OPEN, TicketState.ASSIGNED})
+
+
+def _require_issue(ticket: Ticket) -> str:
+    if not ticket.jira_key:
+        raise TryLater(f"ticket {ticket.id} has no Jira issue yet")
+    return ticket.jira_key
+
+
+def _extra_labels(runtime: Runtime, ticket: TicketView) -> tuple[str, ...]:
+    """The policy's labels for the ticket's project; a report's category as well."""
+    reports = runtime.policy.reports
+    if ticket.is_report:
+        base = reports.jira.labels if reports else runtime.policy.jira.labels
+        return (*base, f"category-{ticket.labels.get('category', '')}")
+    return runtime.policy.jira.labels
+
+
+def _fields(runtime: Runtime, ticket: TicketView) -> tuple[dict[str, Any], list[str], str]:
+    """The issue's fields as the ticket shows them, its labels, and a digest of both."""
+    fields = {
+        "summary": tickets.summary(ticket),
+        "description": tickets.description(ticket),
+        "priority": {"name": ticket.priority},
+    }
+    labels = tickets.labels(ticket, _extra_labels(runtime, ticket))
+    digest = hashlib.sha256(json.dumps([fields, labels], sort_keys=True).encode()).hexdigest()[:32]
+    return fields, labels, digest
+
+
+def _behind(runtime: Runtime, row: Ticket) -> bool:
+    """Does the Jira issue differ from what the ticket shows now?"""
+    return (
+        row.state != row.jira_status_synced
+        or (row.assignee or "") != row.jira_assignee_synced
+        or _fields(runtime, shown(runtime, row))[2] != row.jira_fields_synced
+    )
+
+
+def _refusable(problem: JIRAError) -> bool:
+    """Jira said no in a way no retry changes (4xx other than 408/409/429)."""
+    return not classify(problem).retryable
+
+
+def _why(problem: JIRAError) -> str:
+    return slack_text(str(problem.text or problem.status_code))[:300]
+
+
+def jira_create(runtime: Runtime, ctx: JobContext) -> None:
+    ticket = load(runtime, ticket_id_of(ctx))
+    if ticket.jira_key:
+        return
+    view = shown(runtime, ticket)
+    project = ticket.jira_project or runtime.policy.jira.project
+    key = None
+    if ticket.jira_create_attempts > 0:
+        # An earlier attempt may have created the issue and lost the answer: look before creating again,
+        # once Jira's search index has had time to see it.
+        settle = runtime.settings.jira_search_settle_seconds
+        since = (
+            (utcnow() - ticket.jira_create_attempted_at).total_seconds() if ticket.jira_create_attempted_at else settle
+        )
+        if since < settle:
+            raise TryLater("an earlier create may have landed; waiting for Jira's search to show it", settle - since)
+        key = runtime.jira.find_by_label(project, view.dedup_label)
+    fields, labels, digest = _fields(runtime, view)
+    if key is None:
+        record_attempt(runtime, ticket, "jira_create_attempts", "jira_create_attempted_at")
+        fields = {
+            "project": {"key": project},
+            "issuetype": {"name": ticket.jira_issue_type or runtime.policy.jira.issue_type},
+            "labels": labels,
+            **fields,
+        }
+        try:
+            key = runtime.jira.create(fields)
+        except JIRAError as problem:
+            if _refusable(problem):
+                # The lane stays held (all else needs the issue); the people who look at the card hear why.
+                with transaction(runtime.engine) as session:
+                    say(
+                        session,
+                        ticket.id or 0,
+                        f"Jira refused to create this ticket's issue ({_why(problem)}). Fix the cause (the policy's "
+                        "jira section, or the project's required fields), then `triage-bot jobs retry "
+                        f"{ctx.job.id}`.",
+                    )
+                REFUSALS.labels("jira", "create").inc()
+            raise
+        TICKETS_CREATED.labels(ticket.source).inc()
+    with ctx.final() as session:
+        row = session.get(Ticket, ticket.id)
+        assert row is not None
+        row.jira_key = key
+        row.jira_created_at = utcnow()
+        # What the new issue already shows; anything the ticket moved on to meanwhile is one sync away.
+        state = TicketState(ticket.state)
+        row.jira_status_synced = state.value if state in CREATED_AS else None
+        row.jira_assignee_synced = ""
+        row.jira_fields_synced = digest
+        session.add(row)
+        if _behind(runtime, row):
+            queue_effects(session, row.id or 0, (SYNC,))
+        queue_effects(session, row.id or 0, (CARD,))  # the card shows the key now
+    latency = (utcnow() - ticket.first_event_at).total_seconds()
+    TICKET_LATENCY.observe(latency)
+    log.info(
+        "Jira issue ready",
+        extra={
+            "ticket_id": ticket.id,
+            "jira_key": key,
+            "seconds_since_alert": latency,
+            "adopted_after_uncertain_create": ticket.jira_create_attempts > 0,
+        },
+    )
+
+
+def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
+    """Bring the issue to the ticket as it is now: fields, then assignee, then status."""
+    ticket = load(runtime, ticket_id_of(ctx))
+    key = _require_issue(ticket)
+    force = bool(json.loads(ctx.job.payload).get("force"))
+    view = shown(runtime, ticket)
+    said: list[str] = []
+    refusals: list[tuple[str, str]] = []
+
+    fields, labels, digest = _fields(runtime, view)
+    if force or digest != ticket.jira_fields_synced:
+        try:
+            runtime.jira.update(key, fields, labels)
+            TICKETS_UPDATED.labels("fields").inc()
+        except JIRAError as problem:
+            if not _refusable(problem):
+                raise
+            refusals.append(("fields", f"Jira refused to update {key}'s fields ({_why(problem)})."))
+
+    wanted = ticket.assignee or ""
+    if force or wanted != ticket.jira_assignee_synced:
+        account = people.jira_account(runtime, wanted) if wanted else None
+        if wanted and account is None:
+            said.append(
+                f"<@{wanted}> has no Jira account with their Slack e-mail address: assign {key} in Jira by hand."
+            )
+        else:
+            try:
+                runtime.jira.assign(key, account)
+                TICKETS_UPDATED.labels("assignee").inc()
+            except JIRAError as problem:
+                if not _refusable(problem):
+                    raise
+                # Jira knows the person but will not assign them (not assignable in the project, deactivated):
+                # say so where the team works, and ask Jira afresh next time.
+                people.forget(runtime, wanted or None)
+                said.append(f"Jira would not assign {key} to <@{wanted}> ({_why(problem)}): assign it in Jira by hand.")
+
+    state = TicketState(ticket.state)
+    if force or state.value != ticket.jira_status_synced:
+        try:
+            if _move(runtime, key, state):
+                TICKETS_UPDATED.labels("transition").inc()
+        except JIRAError as problem:
+            if not _refusable(problem):
+                raise
+            refusals.append(
+                ("transition", f"Jira refused to move {key} to {state.label} ({_why(problem)}): move it in Jira.")
+            )
+
+    with ctx.final() as session:
+        row = session.get(Ticket, ticket.id)
+        assert row is not None
+        # What was brought to Jira (or refused: said once) as the ticket stood when this job read it; a change
+        # made since queued another sync, which will see the difference.
+        row.jira_fields_synced, row.jira_assignee_synced, row.jira_status_synced = digest, wanted, state.value
+        session.add(row)
+        for words in said:
+            say(session, row.id or 0, words)
+        for what, words in refusals:
+            log.error("Jira refused a change", extra={"jira_key": key, "what": what, "error": words})
+            REFUSALS.labels("jira", what).inc()
+            say(session, row.id or 0, words)
+            refused(session, row.id or 0, JobKind.JIRA_SYNC, words, {"force": True})
+
+
+def _move(runtime: Runtime, key: str, state: TicketState) -> bool:
+    name = runtime.policy.jira.transitions.get(state.value)
+    if name is None:
+        return False  # this state has no Jira status of its own (e.g. assigned): the assignee/labels show it
+    jira = runtime.policy.jira
+    # Jira has no "assigned": an issue that is open in Jira is where an assigned ticket should be.
+    same = {state.value, TicketState.OPEN.value} if state is TicketState.ASSIGNED else {state.value}
+    return runtime.jira.transition(key, name, already_there=lambda status: jira.state_of_status(status) in same)
+
+
+def jira_comment(runtime: Runtime, ctx: JobContext) -> None:
+    ticket = load(runtime, ticket_id_of(ctx))
+    key = _require_issue(ticket)
+    marker = f"job-{ctx.job.id}"
+    if ctx.job.attempts > 1 and runtime.jira.has_comment(key, marker):
+        return
+    text = json.loads(ctx.job.payload)["text"]
+    try:
+        runtime.jira.add_comment(key, tickets.comment(text), marker)
+    except JIRAError as problem:
+        if not _refusable(problem):
+            raise
+        # Kept as refused (triage-bot jobs); the comments after it still go.
+        REFUSALS.labels("jira", "comment").inc()
+        with transaction(runtime.engine) as session:
+            say(session, ticket.id or 0, f"Jira refused a comment on {key} ({_why(problem)}).")
+        raise PermanentError(f"Jira refused the comment: {problem.status_code} {problem.text}") from problem
+    TICKETS_UPDATED.labels("comment").inc()
+
+
+def jira_attach(runtime: Runtime, ctx: JobContext) -> None:
+    """One file a customer attached, onto the Jira issue; the stored copy is dropped once it is there."""
+    ticket = load(runtime, ticket_id_of(ctx))
+    key = _require_issue(ticket)
+    payload = json.loads(ctx.job.payload)
+    with transaction(runtime.engine) as session:
+        # By its name (unique within its report), or by its id in jobs queued before version 0.2.
+        row = (
+            session.get(ReportAttachment, payload["attachment_id"])
+            if "attachment_id" in payload
+            else session.exec(
+                select(ReportAttachment).where(
+                    ReportAttachment.ticket_id == ticket.id, ReportAttachment.filename == payload["filename"]
+                )
+            ).first()
+        )
+        if row is None or row.jira_attachment_id or row.data is None:
+            return
+        session.expunge(row)
+    attachment_id = row.id
+    assert row.data is not None
+    found = runtime.jira.find_attachment(key, row.filename, row.size) if ctx.job.attempts > 1 else None
+    try:
+        jira_id = found or runtime.jira.attach(key, row.filename, row.content_type, row.data)
+    except JIRAError as problem:
+        if problem.status_code not in (400, 403, 404, 413):
+            raise
+        # Attachments off, no permission, or over Jira's size limit: the ticket goes on without this file.
+        log.error("Jira refused a report's attachment", extra={"jira_key": key, "status": problem.status_code})
+        REFUSALS.labels("jira", "attach").inc()
+        with ctx.final() as session:
+            say(
+                session,
+                ticket.id or 0,
+                f"Jira refused the customer's file {slack_text(row.filename)} ({_why(problem)}); it is not on {key}.",
+            )
+        return
+    with ctx.final() as session:
+        stored = session.get(ReportAttachment, attachment_id)
+        assert stored is not None
+        stored.jira_attachment_id, stored.data = jira_id, None
+        session.add(stored)
