@@ -183,9 +183,9 @@ class WorkerPool:
             if not verdict.retryable:
                 log.debug("traceback", extra={"traceback": traceback.format_exc()})
         JOBS_FAILED.labels(job.kind, str(retry).lower()).inc()
-        if not retry:
-            JOBS_FINISHED.labels(job.kind, "dead").inc()
         holds = self.holding is None or job.kind in self.holding
+        if not retry:
+            JOBS_FINISHED.labels(job.kind, "dead" if holds else "refused").inc()
         try:
             queue.fail(self.engine, job, worker_id, error, delay, count_attempt=not rate_limited, holds=holds)
         except queue.LostLease:

@@ -40,9 +40,12 @@ def apply(session: Session, settings: Settings, ticket: Ticket, plan: Plan) -> N
         else:
             record(session, ticket, actor=entry.actor, via=entry.via, note=entry.note)
     if plan.in_jira:
-        # Jira shows this change already: the reconciliation must not send it back (nor undo it).
-        ticket.jira_status_synced = ticket.state
-        ticket.jira_assignee_synced = ticket.assignee or ""
+        # Jira shows what it changed already: the reconciliation must not send it back, nor undo it. (Only what
+        # Jira changed: a move of ours still on its way to Jira must still go.)
+        if plan.to is not None:
+            ticket.jira_status_synced = ticket.state
+        if plan.set_assignee:
+            ticket.jira_assignee_synced = ticket.assignee or ""
     session.add(ticket)
     show_in(session, ticket, list(plan.show_in))
     _queue(session, settings, ticket, plan)

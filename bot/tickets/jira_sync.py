@@ -26,6 +26,7 @@ from sqlmodel import select
 from bot.clock import utcnow
 from bot.db.engine import transaction
 from bot.db.models import ReportAttachment, Ticket
+from bot.jobs import queue
 from bot.jobs.kinds import JobKind
 from bot.jobs.retry import PermanentError, TryLater, classify
 from bot.jobs.worker import JobContext
@@ -43,6 +44,7 @@ log = logging.getLogger("triage.jira")
 # States a new issue is already in: Jira creates issues in its first status, which is "open" to the policy
 # (and Jira has no "assigned": the assignee and labels show it).
 CREATED_AS = frozenset({TicketState.OPEN, TicketState.ASSIGNED})
+ASSIGNEE_RETRY_SECONDS = 30.0  # how soon an assignee that waited for Slack is tried again
 
 
 def _require_issue(ticket: Ticket) -> str:
@@ -178,24 +180,10 @@ def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
                 raise
             refusals.append(("fields", f"Jira refused to update {key}'s fields ({_why(problem)})."))
 
-    wanted = ticket.assignee or ""
-    if force or wanted != ticket.jira_assignee_synced:
-        account = people.jira_account(runtime, wanted) if wanted else None
-        if wanted and account is None:
-            said.append(
-                f"<@{wanted}> has no Jira account with their Slack e-mail address: assign {key} in Jira by hand."
-            )
-        else:
-            try:
-                runtime.jira.assign(key, account)
-                TICKETS_UPDATED.labels("assignee").inc()
-            except JIRAError as problem:
-                if not _refusable(problem):
-                    raise
-                # Jira knows the person but will not assign them (not assignable in the project, deactivated):
-                # say so where the team works, and ask Jira afresh next time.
-                people.forget(runtime, wanted or None)
-                said.append(f"Jira would not assign {key} to <@{wanted}> ({_why(problem)}): assign it in Jira by hand.")
+    assignee, deferred = ticket.jira_assignee_synced, False
+    if force or (ticket.assignee or "") != assignee:
+        assignee = _assign(runtime, key, ticket.assignee or "", said)
+        deferred = assignee is None
 
     state = TicketState(ticket.state)
     if force or state.value != ticket.jira_status_synced:
@@ -214,8 +202,17 @@ def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
         assert row is not None
         # What was brought to Jira (or refused: said once) as the ticket stood when this job read it; a change
         # made since queued another sync, which will see the difference.
-        row.jira_fields_synced, row.jira_assignee_synced, row.jira_status_synced = digest, wanted, state.value
+        row.jira_fields_synced, row.jira_assignee_synced, row.jira_status_synced = digest, assignee, state.value
         session.add(row)
+        if deferred:
+            queue.enqueue(
+                session,
+                kind=JobKind.JIRA_SYNC,
+                lane=ctx.job.lane,
+                payload={},
+                delay=ASSIGNEE_RETRY_SECONDS,
+                coalesce=True,
+            )
         for words in said:
             say(session, row.id or 0, words)
         for what, words in refusals:
@@ -223,6 +220,32 @@ def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
             REFUSALS.labels("jira", what).inc()
             say(session, row.id or 0, words)
             refused(session, row.id or 0, JobKind.JIRA_SYNC, words, {"force": True})
+
+
+def _assign(runtime: Runtime, key: str, wanted: str, said: list[str]) -> str | None:
+    """Bring the issue's assignee to ``wanted`` (a Slack user, "" for nobody): what the issue shows now, as far as
+    the bot is concerned (a person Jira does not know or will not take is said once), or None when it must wait."""
+    try:
+        account = people.jira_account(runtime, wanted) if wanted else None
+    except people.SlackUnavailable as problem:
+        # The person's e-mail is Slack's to tell; Slack being down must not hold the rest of the issue back: it
+        # is brought over now, the assignee on a later sync.
+        log.warning("the assignee waits for Slack", extra={"jira_key": key, "error": str(problem)})
+        return None
+    if wanted and account is None:
+        said.append(f"<@{wanted}> has no Jira account with their Slack e-mail address: assign {key} in Jira by hand.")
+        return wanted
+    try:
+        runtime.jira.assign(key, account)
+        TICKETS_UPDATED.labels("assignee").inc()
+    except JIRAError as problem:
+        if not _refusable(problem):
+            raise
+        # Jira knows the person but will not assign them (not assignable in the project, deactivated): say so
+        # where the team works, and ask Jira afresh next time.
+        people.forget(runtime, wanted or None)
+        said.append(f"Jira would not assign {key} to <@{wanted}> ({_why(problem)}): assign it in Jira by hand.")
+    return wanted
 
 
 def _move(runtime: Runtime, key: str, state: TicketState) -> bool:

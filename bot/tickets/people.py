@@ -15,11 +15,16 @@ from sqlalchemy.exc import IntegrityError
 from bot.clock import utcnow
 from bot.db.engine import transaction
 from bot.db.models import Person
+from bot.jobs.retry import TryLater, classify
 from bot.runtime import Runtime
 
 FOUND_FOR = timedelta(days=1)
 MISSING_FOR = timedelta(hours=1)
 log = logging.getLogger("triage.people")
+
+
+class SlackUnavailable(TryLater):
+    """Slack cannot say who the person is just now; the Jira work that needs it can wait, the rest need not."""
 
 
 def jira_account(runtime: Runtime, slack_user: str) -> str | None:
@@ -30,7 +35,12 @@ def jira_account(runtime: Runtime, slack_user: str) -> str | None:
             age = utcnow() - known.checked_at
             if age < (FOUND_FOR if known.jira_account else MISSING_FOR):
                 return known.jira_account
-    email = runtime.slack.user_email(slack_user)
+    try:
+        email = runtime.slack.user_email(slack_user)
+    except Exception as problem:
+        if not classify(problem).retryable:
+            raise
+        raise SlackUnavailable(f"Slack cannot say who {slack_user} is: {problem}") from problem
     account = runtime.jira.find_account(email) if email else None
     if account is None:
         log.warning(

@@ -83,6 +83,28 @@ def test_failures_back_off_then_die_and_retry_brings_them_back(engine: Any) -> N
     assert job is not None and job.id == job_id and job.attempts == 2  # it ran before: still "uncertain"
 
 
+def test_a_refused_job_holds_nothing_up_and_can_be_retried(engine: Any) -> None:
+    refused = _add(engine, "jira:1")
+    later = _add(engine, "jira:1")
+    job = queue.claim(engine, "w", 30)
+    assert job is not None and job.id == refused
+    queue.fail(engine, job, "w", "403 transition not allowed", retry_in=None, holds=False)
+    nxt = queue.claim(engine, "w", 30)
+    assert nxt is not None and nxt.id == later  # the lane goes on
+    with transaction(engine) as session:
+        queue.complete(session, nxt, "w")
+    with Session(engine) as session:
+        assert [j.id for j in queue.list_jobs(session, ["refused"])] == [refused]
+        assert queue.stats(session).counts == {"refused": 1, "done": 1}
+    assert queue.retry(engine, refused)  # type: ignore[arg-type]
+    again = queue.claim(engine, "w", 30)
+    assert again is not None and again.id == refused
+    queue.fail(engine, again, "w", "403 again", retry_in=None, holds=False)
+    assert queue.drop(engine, refused)  # type: ignore[arg-type]
+    with Session(engine) as session:
+        assert queue.stats(session).counts == {"done": 2}
+
+
 def test_concurrent_claimers_never_run_a_job_twice(engine: Any) -> None:
     lanes = 20
     for i in range(200):
