@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -32,7 +31,7 @@ def public(runtime: Runtime, ticket: Ticket, history: list[TicketHistory] | None
         "customer": ticket.customer_sub,
         "priority": ticket.priority,
         "alert_status": ticket.alert_status,
-        "firing_alerts": sum(1 for a in json.loads(ticket.alerts) if a["status"] == "firing"),
+        "firing_alerts": sum(1 for a in ticket.alerts if a["status"] == "firing"),
         "jira_key": ticket.jira_key,
         "jira_url": runtime.jira.browse_url(ticket.jira_key) if ticket.jira_key else None,
         "slack_channel": ticket.slack_channel,

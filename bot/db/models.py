@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Column, Field, SQLModel
 
 from bot.clock import utcnow
+
+# JSON held in the database: JSONB on PostgreSQL, JSON text on SQLite; read and written as Python values.
+Json = JSON().with_variant(JSONB(), "postgresql")
 
 
 class JobStatus(StrEnum):
@@ -44,7 +49,7 @@ class Job(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     lane: str = Field(max_length=255)
     kind: str = Field(max_length=64)
-    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(Json, nullable=False))
     status: str = Field(default=JobStatus.PENDING, max_length=16)
     attempts: int = 0
     run_after: datetime = Field(default_factory=utcnow)
@@ -75,9 +80,9 @@ class Ticket(SQLModel, table=True):
     title: str = Field(sa_column=Column(Text, nullable=False))
     alert_status: str = Field(max_length=16)
     digest: str = Field(max_length=64)
-    labels: str = Field(default="{}", sa_column=Column(Text, nullable=False))
-    annotations: str = Field(default="{}", sa_column=Column(Text, nullable=False))
-    alerts: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    labels: dict[str, str] = Field(default_factory=dict, sa_column=Column(Json, nullable=False))
+    annotations: dict[str, str] = Field(default_factory=dict, sa_column=Column(Json, nullable=False))
+    alerts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(Json, nullable=False))
     truncated_alerts: int = 0
     external_url: str = Field(default="", sa_column=Column(Text, nullable=False))
     jira_key: str | None = Field(default=None, max_length=64, index=True)
@@ -175,5 +180,5 @@ class IdempotentRequest(SQLModel, table=True):
     key: str = Field(max_length=255)
     request_digest: str = Field(max_length=64)
     status_code: int
-    response: str = Field(sa_column=Column(Text, nullable=False))
+    response: dict[str, Any] = Field(sa_column=Column(Json, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, index=True)

@@ -9,7 +9,6 @@ lets many workers and replicas claim side by side; on SQLite, write transactions
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,10 +28,6 @@ ERROR_LIMIT = 4000
 
 class LostLease(Exception):
     """Another worker owns this job now (our lease ran out); our result must not be saved."""
-
-
-def dump_payload(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=(",", ":"))
 
 
 def enqueue(
@@ -65,7 +60,7 @@ def enqueue(
     job = Job(
         kind=kind,
         lane=lane,
-        payload=dump_payload(payload or {}),
+        payload=payload or {},
         run_after=utcnow() + timedelta(seconds=delay),
     )
     session.add(job)

@@ -30,7 +30,7 @@ def lane_for(dedup_key: str) -> str:
 
 
 def process_alert(runtime: Runtime, ctx: JobContext) -> None:
-    event_id = json.loads(ctx.job.payload)["event_id"]
+    event_id = ctx.job.payload["event_id"]
     with ctx.final() as session:
         event = session.get(InboundEvent, event_id)
         if event is None:

@@ -8,7 +8,6 @@ Slack and mail lanes, so a Jira outage delays them, never the move or the answer
 
 from __future__ import annotations
 
-import json
 import logging
 
 from slack_sdk.errors import SlackApiError
@@ -33,7 +32,7 @@ EPHEMERAL = JobKind.SLACK_EPHEMERAL
 
 
 def handle_slack_action(runtime: Runtime, ctx: JobContext) -> None:
-    event_id = json.loads(ctx.job.payload)["event_id"]
+    event_id = ctx.job.payload["event_id"]
     for audience in runtime.policy.audiences():
         # User groups asked of Slack now, not inside the transaction; one Slack cannot list is a reason to try
         # again later, never to refuse someone who may act.
@@ -82,7 +81,7 @@ def tell(session: Session, channel: str, user: str, words: str) -> None:
 
 def send_ephemeral(runtime: Runtime, ctx: JobContext) -> None:
     """Tell one person, in the channel they clicked in, why nothing changed (only they see it)."""
-    message = json.loads(ctx.job.payload)
+    message = ctx.job.payload
     try:
         runtime.slack.ephemeral(message["channel"], message["user"], message["text"])
     except SlackApiError as problem:

@@ -44,7 +44,7 @@ def refused(session: Session, ticket_id: int, kind: JobKind, error: str, payload
     job = Job(
         kind=kind,
         lane=system_lane(System(kind.value.split(".", 1)[0]), ticket_id),
-        payload=queue.dump_payload(payload),
+        payload=dict(payload),
         status=JobStatus.REFUSED,
         attempts=1,
         last_error=error[: queue.ERROR_LIMIT],

@@ -10,7 +10,6 @@ after a lost "250" is the same message.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import smtplib
@@ -34,7 +33,7 @@ log = logging.getLogger("triage.mail")
 
 
 def send(runtime: Runtime, ctx: JobContext) -> None:
-    payload = json.loads(ctx.job.payload)
+    payload = ctx.job.payload
     kind, ticket_id = payload["kind"], int(payload["ticket_id"])
     mailer = runtime.mailer
     if mailer is None or not mailer.enabled:

@@ -49,7 +49,7 @@ def change_of(data: dict[str, Any]) -> JiraChange:
 
 
 def handle_jira_event(runtime: Runtime, ctx: JobContext) -> None:
-    event_id = json.loads(ctx.job.payload)["event_id"]
+    event_id = ctx.job.payload["event_id"]
     own = frozenset(runtime.jira.own_identity())  # outside the transaction: it may call Jira once
     ticket_id = ticket_of_lane(ctx.job.lane)
     with ctx.final() as session:

@@ -165,7 +165,7 @@ def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
     """Bring the issue to the ticket as it is now: fields, then assignee, then status."""
     ticket = load(runtime, ticket_id_of(ctx))
     key = _require_issue(ticket)
-    force = bool(json.loads(ctx.job.payload).get("force"))
+    force = bool(ctx.job.payload.get("force"))
     view = shown(runtime, ticket)
     said: list[str] = []
     refusals: list[tuple[str, str]] = []
@@ -264,7 +264,7 @@ def jira_comment(runtime: Runtime, ctx: JobContext) -> None:
     marker = f"job-{ctx.job.id}"
     if ctx.job.attempts > 1 and runtime.jira.has_comment(key, marker):
         return
-    text = json.loads(ctx.job.payload)["text"]
+    text = ctx.job.payload["text"]
     try:
         runtime.jira.add_comment(key, tickets.comment(text), marker)
     except JIRAError as problem:
@@ -282,7 +282,7 @@ def jira_attach(runtime: Runtime, ctx: JobContext) -> None:
     """One file a customer attached, onto the Jira issue; the stored copy is dropped once it is there."""
     ticket = load(runtime, ticket_id_of(ctx))
     key = _require_issue(ticket)
-    payload = json.loads(ctx.job.payload)
+    payload = ctx.job.payload
     with transaction(runtime.engine) as session:
         # By its name (unique within its report), or by its id in jobs queued before version 0.2.
         row = (

@@ -25,7 +25,7 @@ SOURCE = "slack"
 
 
 def open_ticket(runtime: Runtime, ctx: JobContext) -> None:
-    event_id = json.loads(ctx.job.payload)["event_id"]
+    event_id = ctx.job.payload["event_id"]
     people = frozenset().union(*(runtime.slack.members(a.users, strict=True) for a in runtime.policy.audiences()))
     with ctx.final() as session:
         event = session.get(InboundEvent, event_id)
@@ -52,7 +52,7 @@ def open_ticket(runtime: Runtime, ctx: JobContext) -> None:
             title=entered.title,
             alert_status="firing",
             digest="",
-            annotations=json.dumps({"description": entered.description} if entered.description else {}),
+            annotations={"description": entered.description} if entered.description else {},
             slack_channel=opening.channel,
             first_event_at=event.received_at,
             state_changed_at=utcnow(),

@@ -93,7 +93,7 @@ def accept(runtime: Runtime, customer: Customer, report: ReportIn, idempotency_k
                         key=idempotency_key,
                         request_digest=request_digest,
                         status_code=answer.status_code,
-                        response=json.dumps(answer.body),
+                        response=answer.body,
                     )
                 )
             return answer
@@ -120,7 +120,7 @@ def _earlier(session: Session, sub: str, key: str, request_digest: str) -> Answe
         return None
     if kept.request_digest != request_digest:
         raise KeyReused("this Idempotency-Key was used for a different report")
-    return Answer(kept.status_code, json.loads(kept.response), replayed=True)
+    return Answer(kept.status_code, kept.response, replayed=True)
 
 
 def _check_rate(session: Session, runtime: Runtime, sub: str) -> None:
@@ -166,8 +166,8 @@ def _open_ticket(session: Session, runtime: Runtime, customer: Customer, report:
         title=report.title,
         alert_status="firing",
         digest="",
-        labels=json.dumps(fields),
-        annotations=json.dumps({"description": report.description} if report.description else {}),
+        labels=fields,
+        annotations={"description": report.description} if report.description else {},
         slack_channel=opening.channel,
         first_event_at=now,
         state_changed_at=now,

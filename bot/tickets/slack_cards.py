@@ -6,7 +6,6 @@ the Jira issue exists and edited when its key arrives.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -152,7 +151,7 @@ def slack_note(runtime: Runtime, ctx: JobContext) -> None:
     ticket = load(runtime, ticket_id_of(ctx))
     if not ticket.slack_ts:
         raise TryLater(f"ticket {ticket.id} has no Slack card yet")
-    payload = json.loads(ctx.job.payload)
+    payload = ctx.job.payload
     channel, thread = ticket.slack_channel, ticket.slack_ts
     wanted = payload.get("channel")
     if wanted and wanted != channel:

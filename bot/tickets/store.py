@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
 from sqlmodel import Session, col, select
 
@@ -47,9 +46,9 @@ def apply_notification(ticket: Ticket, note: GroupNotification, priority: str, d
     ticket.alert_status = note.status
     ticket.priority = priority
     ticket.digest = digest
-    ticket.labels = json.dumps(note.labels)
-    ticket.annotations = json.dumps(note.annotations)
-    ticket.alerts = json.dumps([a.to_json() for a in note.alerts])
+    ticket.labels = dict(note.labels)
+    ticket.annotations = dict(note.annotations)
+    ticket.alerts = [a.to_json() for a in note.alerts]
     ticket.truncated_alerts = note.truncated_alerts
     ticket.external_url = note.external_url
     ticket.updated_at = utcnow()
@@ -105,9 +104,9 @@ def view(ticket: Ticket, browse_url: str | None = None) -> TicketView:
         dedup_label=dedup_label(ticket.dedup_key, ticket.generation),
         jira_key=ticket.jira_key,
         jira_url=browse_url,
-        labels=json.loads(ticket.labels),
-        annotations=json.loads(ticket.annotations),
-        alerts=tuple(Alert.from_json(a) for a in json.loads(ticket.alerts)),
+        labels=dict(ticket.labels),
+        annotations=dict(ticket.annotations),
+        alerts=tuple(Alert.from_json(a) for a in ticket.alerts),
         truncated_alerts=ticket.truncated_alerts,
         external_url=ticket.external_url,
         created_at=ticket.created_at,

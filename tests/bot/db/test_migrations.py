@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from bot.db import migrate
 from bot.db.engine import make_engine
+from bot.db.models import Ticket
 
 
 def test_migrations_match_the_models_and_downgrade(database_url: str) -> None:
@@ -26,3 +31,89 @@ def test_migrations_match_the_models_and_downgrade(database_url: str) -> None:
         assert migrate.is_current(engine, database_url)
     finally:
         engine.dispose()
+
+
+def _row(engine: Any, table: str, **values: Any) -> None:
+    """Insert a row as the schema of the moment has it: every required column filled, ``values`` as given."""
+    columns = inspect(engine).get_columns(table)
+    filler: dict[str, Any] = {}
+    for column in columns:
+        if column["name"] in values or column["nullable"] or column.get("autoincrement") is True:
+            continue
+        kind = str(column["type"]).upper()
+        if column["name"] == "id":
+            continue
+        filler[column["name"]] = 1 if "INT" in kind else datetime(2026, 11, 1, tzinfo=UTC) if "TIME" in kind else "x"
+    row = filler | values
+    names = ", ".join(row)
+    with engine.begin() as connection:
+        connection.execute(text(f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + n for n in row)})"), row)
+
+
+def test_upgrading_keeps_what_was_stored_and_moves_queued_work_to_its_lanes(database_url: str) -> None:
+    from alembic import command
+
+    command.upgrade(migrate.alembic_config(database_url), "0006")
+    engine = make_engine(database_url)
+    try:
+        _row(
+            engine,
+            "tickets",
+            id=1,
+            state="in_progress",
+            assignee="U0PA1",
+            jira_key="OPS-1",
+            labels='{"service": "payments"}',
+            annotations='{"summary": "checkout errors"}',
+            alerts='[{"fingerprint": "f1", "status": "firing"}]',
+        )
+        _row(
+            engine,
+            "tickets",
+            id=2,
+            state="open",
+            jira_key=None,
+            dedup_hash="y",
+            labels="{}",
+            annotations="{}",
+            alerts="[]",
+        )
+        queued = [
+            (1, "ticket:1", "jira.transition", '{"state": "in_progress"}', "pending"),
+            (2, "ticket:1", "jira.comment", '{"text": "hi"}', "pending"),
+            (3, "ticket:1", "slack.card", "{}", "pending"),
+            (4, "ticket:1", "jira.event", '{"event_id": 9}', "dead"),
+            (5, "slack:41", "ticket.new", '{"event_id": 41}', "pending"),
+            (6, "ticket:1", "slack.note", '{"text": "old"}', "done"),
+        ]
+        for job_id, lane, kind, payload, status in queued:
+            _row(engine, "jobs", id=job_id, lane=lane, kind=kind, payload=payload, status=status, attempts=0)
+        migrate.upgrade(database_url)
+        with engine.connect() as connection:
+            tickets = {
+                r.id: r
+                for r in connection.execute(
+                    text(
+                        "SELECT id, labels, annotations, alerts, jira_status_synced, jira_assignee_synced FROM tickets"
+                    )
+                )
+            }
+            jobs = {r.id: r for r in connection.execute(text("SELECT id, lane, kind, payload FROM jobs"))}
+    finally:
+        engine.dispose()
+    json_type = Ticket.__table__.c.labels.type  # type: ignore[attr-defined]
+    dialect = make_engine(database_url).dialect
+    load = json_type.dialect_impl(dialect).result_processor(dialect, None) or (lambda value: value)
+    first = tickets[1]
+    assert load(first.labels) == {"service": "payments"} and load(first.alerts)[0]["fingerprint"] == "f1"
+    assert (first.jira_status_synced, first.jira_assignee_synced) == ("in_progress", "U0PA1")
+    assert (tickets[2].jira_status_synced, tickets[2].jira_assignee_synced) == (None, None)  # no issue yet
+    assert {i: (j.lane, j.kind) for i, j in jobs.items()} == {
+        1: ("jira:1", "jira.sync"),
+        2: ("jira:1", "jira.comment"),
+        3: ("slack:1", "slack.card"),
+        4: ("jira-in:1", "jira.event"),
+        5: ("new:41", "ticket.new"),
+        6: ("ticket:1", "slack.note"),  # finished work stays as it was
+    }
+    assert load(jobs[1].payload) == {"force": True} and load(jobs[2].payload) == {"text": "hi"}
