@@ -16,6 +16,7 @@ from typing import Literal
 from workflows.alerts import GroupNotification, Status
 from workflows.effects import CARD, SYNC, Effect, EffectKind, comment
 from workflows.effects import note as thread_note
+from workflows.plans import Entry, Plan
 from workflows.policy import Environment
 from workflows.routing import Routing
 from workflows.states import ACTIVE_STATES, TicketState, initial_state
@@ -43,6 +44,12 @@ class AlertPlan:
     @property
     def changes_ticket(self) -> bool:
         return self.action != "ignore"
+
+    def as_plan(self, source: str, current: TicketState | None) -> Plan:
+        """The decision as every planner's ``Plan``: one history entry (a move when the state changes, or the
+        opening state of a new ticket) and the effects."""
+        to = self.state if self.state is not None and (self.action == "create" or self.state is not current) else None
+        return Plan(history=(Entry(source, "monitoring", self.note, to=to),), effects=self.effects)
 
 
 def digest(note: GroupNotification, routing: Routing) -> str:

@@ -15,8 +15,8 @@ from bot.jobs.kinds import JobKind, group_lane
 from bot.jobs.retry import PermanentError
 from bot.jobs.worker import JobContext
 from bot.runtime import Runtime
-from bot.tickets.effects import queue_effects
-from bot.tickets.store import apply_notification, dedup_hash, latest_for, move, record, snapshot, view
+from bot.tickets.apply import apply, open_ticket
+from bot.tickets.store import apply_notification, dedup_hash, latest_for, snapshot, view
 from workflows.alerts import Source, notification_from
 from workflows.lifecycle import digest, plan
 from workflows.routing import route
@@ -66,24 +66,8 @@ def process_alert(runtime: Runtime, ctx: JobContext) -> None:
                 state_changed_at=utcnow(),
             )
             apply_notification(ticket, note, routing.priority, new_digest)
-            session.add(ticket)
-            session.flush()
-            record(
-                session,
-                ticket,
-                actor=note.source.value,
-                via="monitoring",
-                note=decision.note,
-                to_state=decision.state.value,
-            )
+            open_ticket(session, runtime.settings, ticket, decision.as_plan(note.source.value, None))
         else:
             assert current is not None
-            ticket = current
-            apply_notification(ticket, note, routing.priority, new_digest)
-            if decision.state is not TicketState(ticket.state):
-                move(session, ticket, decision.state, actor=note.source.value, via="monitoring", note=decision.note)
-            else:
-                session.add(ticket)
-                record(session, ticket, actor=note.source.value, via="monitoring", note=decision.note)
-        assert ticket.id is not None
-        queue_effects(session, ticket.id, decision.effects)
+            apply_notification(current, note, routing.priority, new_digest)
+            apply(session, runtime.settings, current, decision.as_plan(note.source.value, TicketState(current.state)))
