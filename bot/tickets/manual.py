@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 
-from bot.clock import utcnow
-from bot.db.models import InboundEvent, Ticket
+from bot.db.models import InboundEvent
 from bot.jobs.kinds import JobKind
 from bot.jobs.retry import PermanentError
 from bot.jobs.worker import JobContext
 from bot.runtime import Runtime
 from bot.tickets.apply import open_ticket as store_opened
 from bot.tickets.clicks import tell
-from bot.tickets.store import dedup_hash, latest_for
+from bot.tickets.store import latest_for, opened_by_hand
 from workflows.commands import NOT_ALLOWED, NewTicket, plan_new_ticket
 
 KIND = JobKind.TICKET_NEW
@@ -41,21 +40,14 @@ def open_ticket(runtime: Runtime, ctx: JobContext) -> None:
             if form.get("channel"):
                 tell(session, form["channel"], form["user"], NOT_ALLOWED)
             return
-        ticket = Ticket(
-            dedup_key=dedup_key,
-            dedup_hash=dedup_hash(dedup_key),
-            source=SOURCE,
-            environment="default",
-            team=opening.team,
-            priority=entered.priority,
-            state=opening.state.value,
+        ticket = opened_by_hand(
+            dedup_key,
+            SOURCE,
+            opening,
             title=entered.title,
-            alert_status="firing",
-            digest="",
-            annotations={"description": entered.description} if entered.description else {},
-            slack_channel=opening.channel,
+            priority=entered.priority,
+            description=entered.description,
             first_event_at=event.received_at,
-            state_changed_at=utcnow(),
         )
         ticket_id = store_opened(session, runtime.settings, ticket, opening.plan)
         if form.get("channel"):

@@ -24,7 +24,7 @@ from bot.jobs.housekeeping import IDEMPOTENCY_KEPT
 from bot.runtime import Runtime
 from bot.tickets.apply import open_ticket as store_opened
 from bot.tickets.email import mail_on
-from bot.tickets.store import dedup_hash
+from bot.tickets.store import opened_by_hand
 from workflows.reports import SOURCE, STATUS_TEXT, ReportIn, plan_report, route, unique_names
 from workflows.states import TicketState
 
@@ -155,22 +155,15 @@ def _open_ticket(session: Session, runtime: Runtime, customer: Customer, report:
         **{f"meta.{k}": str(v) for k, v in report.metadata.items()},
     }
     dedup_key = f"report:{ref}"
-    ticket = Ticket(
-        dedup_key=dedup_key,
-        dedup_hash=dedup_hash(dedup_key),
-        source=SOURCE,
-        environment="default",
-        team=opening.team,
-        priority=routing.priority,
-        state=opening.state.value,
+    ticket = opened_by_hand(
+        dedup_key,
+        SOURCE,
+        opening,
         title=report.title,
-        alert_status="firing",
-        digest="",
-        labels=fields,
-        annotations={"description": report.description} if report.description else {},
-        slack_channel=opening.channel,
+        priority=routing.priority,
+        description=report.description,
         first_event_at=now,
-        state_changed_at=now,
+        labels=fields,
         report_ref=ref,
         customer_sub=customer.sub,
         customer_email=customer.email,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -10,6 +12,7 @@ from bot.clock import utcnow
 from bot.db.models import Ticket, TicketCard, TicketHistory
 from workflows.alerts import Alert, GroupNotification
 from workflows.lifecycle import TicketSnapshot
+from workflows.plans import Opening
 from workflows.routing import dedup_label
 from workflows.states import TicketState
 from workflows.tickets import TicketView
@@ -28,6 +31,37 @@ def latest_for(session: Session, dedup_key: str) -> Ticket | None:
         .with_for_update()  # its writers: clicks and Jira's webhooks change the same row from other lanes
     )
     return session.exec(query).first()
+
+
+def opened_by_hand(
+    dedup_key: str,
+    source: str,
+    opening: Opening,
+    *,
+    title: str,
+    priority: str,
+    description: str,
+    first_event_at: datetime,
+    **fields: Any,
+) -> Ticket:
+    """The row of a ticket a person opened (a report, /triage new): no alerts, "firing" until it is closed."""
+    return Ticket(
+        dedup_key=dedup_key,
+        dedup_hash=dedup_hash(dedup_key),
+        source=source,
+        environment="default",
+        team=opening.team,
+        priority=priority,
+        state=opening.state.value,
+        title=title,
+        alert_status="firing",
+        digest="",
+        annotations={"description": description} if description else {},
+        slack_channel=opening.channel,
+        first_event_at=first_event_at,
+        state_changed_at=utcnow(),
+        **fields,
+    )
 
 
 def snapshot(ticket: Ticket) -> TicketSnapshot:
