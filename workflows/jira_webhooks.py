@@ -82,7 +82,7 @@ class JiraChange(_Jira):
     """One changelog item: a field's value before and after (ids in ``from``/``to``, shown text in the
     ``…String`` members; for the assignee, ``to`` is the Cloud account id or the Data Center user name)."""
 
-    field: str = ""  # the field's name; custom fields' names (and, on some sites, all of them) are localised
+    field: str | None = None  # the field's name; custom fields' names (and, on some sites, all) are localised
     fieldtype: str | None = None
     fieldId: str | None = None  # Cloud only: the stable id (status, assignee, customfield_10010)
     from_: Annotated[str | None, BeforeValidator(_id_text)] = Field(default=None, alias="from")
@@ -94,7 +94,7 @@ class JiraChange(_Jira):
     def field_id(self) -> str:
         """Which field changed, lower case: ``fieldId`` where Jira sends it (a localised site may call the
         status "Статус"), else the name (Data Center sends no ``fieldId``; its system fields' names are ids)."""
-        return (self.fieldId or self.field).lower()
+        return (self.fieldId or self.field or "").lower()
 
 
 class JiraChangelog(_Jira):

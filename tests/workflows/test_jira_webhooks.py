@@ -223,6 +223,8 @@ def test_changes_and_comments() -> None:
     assert event.status_change is not None and event.status_change.toString == "Done"  # the last move counts
     assert event.assignee_change == JiraChange(field="assignee")
     assert JiraWebhook.model_validate(delivery()).changes == []
+    nameless = JiraWebhook.model_validate(delivery(changelog={"items": [{"field": None, "toString": "x"}]}))
+    assert nameless.changes[0].field_id == "" and nameless.status_change is None
     adf = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "x"}]}]}
     commented = JiraWebhook.model_validate(delivery(comment={"id": "3", "body": adf}))
     assert commented.comment is not None and commented.comment.text is None  # a document, not Jira's text
