@@ -206,7 +206,7 @@ def test_an_answer_that_is_not_rfc_7662_is_unavailability_and_is_not_remembered(
 
     exc, customer = run(identity.settings(), scenario)
     assert problem in str(exc) and exc.retry_after == DEFAULT_RETRY_AFTER
-    assert body not in str(exc) or not body
+    assert not body or body not in str(exc)  # the message never echoes the answer
     assert customer.sub == "customer-1001"
     assert [(r["status"], r["fault"]) for r in identity.emulator.requests()] == [(200, True), (200, False)]
 
@@ -234,7 +234,7 @@ def test_an_active_answer_that_cannot_be_trusted_refuses_the_session(
 def test_answers_are_read_as_services_write_them(identity: Identity) -> None:
     exp = int(time.time()) + 600
     answers = [
-        # RFC 7662: space-separated scopes, exp an integer; unknown members are kept, unusable ones ignored
+        # RFC 7662: space-separated scopes, exp an integer; members it does not define are no obstacle
         f'{{"active": true, "sub": "c-1", "scope": "reports:write  reports:read", "exp": {exp}, "ext": {{"a": 1}}}}',
         # a JSON array of scopes, a fractional exp, an address unfit for a mail header, a numeric client_id
         f'{{"active": true, "sub": "c-2", "scope": ["reports:write", 7], "exp": {exp}.5, "email": "a b@example.com",'
