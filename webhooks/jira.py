@@ -2,17 +2,18 @@
 
 Signed with ``X-Hub-Signature: sha256=...`` when TRIAGE_JIRA_WEBHOOK_SECRET is set (Jira admin webhooks
 with a secret); otherwise the webhook URL must carry ``?token=<TRIAGE_WEBHOOK_TOKEN>``. Deliveries are
-deduplicated by ``X-Atlassian-Webhook-Identifier`` (the same across Jira's retries).
+deduplicated by ``X-Atlassian-Webhook-Identifier`` (the same across Jira's retries). The body is read by
+``workflows.jira_webhooks.JiraWebhook``; what it cannot read is refused with 422 and the reasons.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -24,8 +25,9 @@ from bot.runtime import Runtime
 from bot.tickets.jira_events import KIND
 from webhooks.auth import hmac_matches, require_token
 from webhooks.deps import PoolDep, RuntimeDep
-from webhooks.errors import Refusal
+from webhooks.errors import Refusal, jsonable_errors
 from webhooks.intake import read_json_object
+from workflows.jira_webhooks import JiraWebhook
 
 router = APIRouter(prefix="/jira", tags=["jira"])
 IDENTIFIER = "X-Atlassian-Webhook-Identifier"
@@ -76,14 +78,19 @@ async def jira_webhook(request: Request, runtime: RuntimeDep, pool: PoolDep) -> 
     body, data = await read_json_object(request, runtime.settings.max_body_bytes)
     if runtime.settings.jira_webhook_secret is not None:
         _authenticate(request, runtime, body)
-    event = data.get("webhookEvent")
-    issue: Any = data.get("issue")
-    if not isinstance(event, str) or not isinstance(issue, dict) or not isinstance(issue.get("key"), str):
-        raise Refusal(422, "invalid_payload", "expected a Jira issue event: webhookEvent and issue.key")
+    try:
+        event = JiraWebhook.model_validate(data)
+    except ValidationError as exc:
+        raise Refusal(422, "invalid_payload", jsonable_errors(exc.errors())) from None
     delivery = request.headers.get(IDENTIFIER)
-    outcome = await run_in_threadpool(
-        persist, runtime, issue["key"], delivery[:255] if delivery else None, body.decode()
-    )
+    if event.issue_key is None:
+        # Older Data Center comment events name the issue by id only, and tickets keep the key alone; the same
+        # comment also comes as jira:issue_updated (issue_commented), which names the key.
+        outcome = f"ignored: Jira named the issue by its id ({event.issue_id}) only; tickets are found by key"
+    else:
+        outcome = await run_in_threadpool(
+            persist, runtime, event.issue_key, delivery[:255] if delivery else None, body.decode()
+        )
     if outcome == "accepted" and pool is not None:
         pool.wake()
     return JSONResponse({"status": outcome.split(":")[0], "detail": outcome}, status_code=200)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from workflows.escaping import one_line, slack_text, truncate
 from workflows.reports import app_line, reporter
@@ -81,9 +82,22 @@ def card(ticket: TicketView, original: str | None = None) -> list[dict[str, Any]
 ACTION_PREFIX = "triage."
 
 
+class ButtonValue(BaseModel):
+    """What a card's button carries as its ``value``: the ticket, and the card version it was shown at.
+
+    Written with ``model_dump_json()``: ``{"ticket":12,"version":3}``, byte for byte what cards have always
+    carried, so buttons on cards already posted in Slack keep working. Read with ``model_validate_json()``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    ticket: int
+    version: int
+
+
 def button_elements(ticket: TicketView) -> list[dict[str, Any]]:
     """The buttons that fit the ticket's state; each carries the ticket and the version it was shown at."""
-    value = json.dumps({"ticket": ticket.id, "version": ticket.version}, separators=(",", ":"))
+    value = ButtonValue(ticket=ticket.id, version=ticket.version).model_dump_json()
     return [
         {
             "type": "button",

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from workflows.escaping import one_line, slack_text, truncate
 from workflows.forms import select_options
 from workflows.plans import Entry, Opening, Plan, opening_effects
@@ -96,6 +98,19 @@ def listing(tickets: list[TicketView], command: Command, more: bool) -> str:
     return "\n".join(lines)
 
 
+class NewTicketMetadata(BaseModel):
+    """The New ticket form's ``private_metadata``: the channel ``/triage new`` was typed in (the opener's answer
+    goes there). Read with ``model_validate_json()``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: str = ""
+
+    def private_metadata(self) -> str:
+        """``{"channel": "C1"}``: json.dumps' spacing, byte for byte what the form has always carried."""
+        return json.dumps(self.model_dump())
+
+
 def new_ticket_modal(channel: str, teams: list[str], priorities: list[str]) -> dict[str, Any]:
     """The form behind ``/triage new``."""
 
@@ -104,7 +119,7 @@ def new_ticket_modal(channel: str, teams: list[str], priorities: list[str]) -> d
     return {
         "type": "modal",
         "callback_id": NEW_TICKET_VIEW,
-        "private_metadata": json.dumps({"channel": channel}),
+        "private_metadata": NewTicketMetadata(channel=channel).private_metadata(),
         "title": {"type": "plain_text", "text": "New ticket"},
         "submit": {"type": "plain_text", "text": "Open"},
         "close": {"type": "plain_text", "text": "Cancel"},

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from workflows.escaping import truncate
 from workflows.transitions import Action
 
@@ -68,6 +70,22 @@ def form_of_callback(callback_id: str) -> Form | None:
     return _BY_CALLBACK.get(callback_id)
 
 
+class FormMetadata(BaseModel):
+    """A form's ``private_metadata``: the ticket, the card version its button was pressed on, and the channel
+    (for the refusal, if any). Read with ``model_validate_json()``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ticket: int
+    version: int
+    channel: str
+
+    def private_metadata(self) -> str:
+        """``{"ticket": 12, "version": 3, "channel": "C1"}``: json.dumps' spacing, byte for byte what forms have
+        always carried (``model_dump_json()`` would leave the spaces out)."""
+        return json.dumps(self.model_dump())
+
+
 def select_options(pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """(value, shown text) pairs as a static_select's options, within Slack's limits (100 options, 75 characters)."""
     return [
@@ -92,7 +110,7 @@ def modal(form: Form, *, ticket: int, version: int, channel: str, choices: list[
     return {
         "type": "modal",
         "callback_id": form.callback_id,
-        "private_metadata": json.dumps({"ticket": ticket, "version": version, "channel": channel}),
+        "private_metadata": FormMetadata(ticket=ticket, version=version, channel=channel).private_metadata(),
         "title": {"type": "plain_text", "text": form.title},
         "submit": {"type": "plain_text", "text": form.submit},
         "close": {"type": "plain_text", "text": "Cancel"},

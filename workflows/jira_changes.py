@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from workflows.effects import CARD, Effect, EffectKind, note
 from workflows.escaping import one_line, truncate
+from workflows.jira_webhooks import JiraWebhook
 from workflows.plans import NOTHING, Entry, Plan
 from workflows.policy import Policy
 from workflows.reports import mask_email
@@ -24,32 +24,9 @@ CLOSED_IN_JIRA = "Our team has dealt with your report and closed it."
 COMMENT_PREVIEW = 500
 
 
-@dataclass(frozen=True)
-class AssigneeChange:
-    account: str | None  # Cloud accountId or Data Center username; None: unassigned
-    name: str  # as Jira shows it
-
-
-@dataclass(frozen=True)
-class Comment:
-    id: str
-    body: str
-
-
-@dataclass(frozen=True)
-class JiraChange:
-    """One Jira webhook delivery, in the terms the planner needs."""
-
-    actor_ids: frozenset[str]  # every id Jira gave of who made it (accountId, name, key)
-    actor: str  # their display name
-    statuses: tuple[str, ...] = ()  # the status names the issue moved to, in order
-    assignees: tuple[AssigneeChange, ...] = ()
-    comment: Comment | None = None
-
-
 def plan_jira_change(
     ticket: TicketView,
-    change: JiraChange,
+    change: JiraWebhook,
     *,
     policy: Policy,
     own: frozenset[str],
@@ -58,15 +35,16 @@ def plan_jira_change(
 ) -> Plan:
     """``own``: the bot's own Jira identities; ``slack_user_of``: the Slack user of each Jira account the bot
     knows; ``comment_seen``: Jira told of this comment before (issue_commented and comment_created both)."""
-    if change.actor_ids & own:
+    actor = change.actor
+    if actor.ids & own:
         return NOTHING
-    name = change.actor
+    name = actor.name
     entries: list[Entry] = []
     notes: list[str] = []
     effects: list[Effect] = []
     show_in: list[str] = []
     state, assignee, set_assignee = ticket.state, ticket.assignee, False
-    for status in change.statuses:
+    for status in [str(c.toString or "") for c in change.changes if c.field_id == "status"]:
         mapped = policy.jira.state_of_status(status)
         if mapped is None:
             notes.append(f"{name} moved the Jira issue to {status}, a status the policy does not map.")
@@ -81,15 +59,17 @@ def plan_jira_change(
             # Closed in Jira: the customer is told all the same, in the template's own words.
             effects.append(Effect(EffectKind.MAIL_SEND, {"kind": "closed", "context": {"message": CLOSED_IN_JIRA}}))
         notes.append(f"{name} moved this to {to.label} in Jira ({status}).")
-    for change_to in change.assignees:
+    for item in [c for c in change.changes if c.field_id == "assignee"]:
         # The Slack side follows when the person is known (someone assigned from Slack before).
-        assignee = slack_user_of.get(change_to.account) if change_to.account else None
+        assignee = slack_user_of.get(item.to) if item.to else None
         set_assignee = True
-        entries.append(Entry(name, "jira", f"assigned to {change_to.name} in Jira"))
-        notes.append(f"{name} assigned the Jira issue to {change_to.name}.")
-    if change.comment is not None and not comment_seen:
-        entries.append(Entry(name, "jira", comment_note(change.comment.id)))
-        preview = truncate(one_line(change.comment.body), COMMENT_PREVIEW)
+        who = item.toString or "nobody"
+        entries.append(Entry(name, "jira", f"assigned to {who} in Jira"))
+        notes.append(f"{name} assigned the Jira issue to {who}.")
+    comment = change.comment
+    if comment is not None and comment.text is not None and not comment_seen:
+        entries.append(Entry(name, "jira", comment_note(comment.id)))
+        preview = truncate(one_line(comment.text), COMMENT_PREVIEW)
         if ticket.customer_email:  # a comment quoting the customer's address: not into Slack
             email = ticket.customer_email
             preview = re.sub(re.escape(email), mask_email(email), preview, flags=re.IGNORECASE)
@@ -106,6 +86,6 @@ def plan_jira_change(
     )
 
 
-def comment_note(comment_id: str) -> str:
+def comment_note(comment_id: str | None) -> str:
     """The history line of a Jira comment (how a repeated delivery of it is recognised)."""
     return f"commented in Jira (comment {comment_id})"

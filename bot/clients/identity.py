@@ -2,13 +2,15 @@
 
 The check is OAuth 2.0 Token Introspection (RFC 7662): ``POST`` the session id as ``token`` to the
 introspection endpoint, authenticated with the bot's own bearer token, and read ``active``, ``sub``,
-``email``, ``scope`` and ``exp`` from the answer. Three outcomes, three exceptions, three HTTP answers:
+``email``, ``scope`` and ``exp`` from the answer (:class:`IntrospectionAnswer`). Three outcomes, three
+exceptions, three HTTP answers:
 
 - :class:`SessionRefused` (401): the service says the session is not active (or it is unusable: malformed,
   expired, no subject). That is an answer, so it is cached briefly like a success.
 - :class:`ScopeMissing` (403): an active session without the scope reports need.
-- :class:`IdentityUnavailable` (503 with ``Retry-After``): no usable answer at all. Never cached: a failure
-  is neither a success nor a refusal, and the next request asks again.
+- :class:`IdentityUnavailable` (503 with ``Retry-After``): no usable answer at all (no answer, an error status,
+  or a body that is not an RFC 7662 answer: not a JSON object, or no boolean ``active``). Never cached: a
+  failure is neither a success nor a refusal, and the next request asks again.
 
 There is no retry here: the app's backend retries after ``Retry-After``, which is the one retry layer for
 this call. Session ids and the bot's token never appear in messages, logs or cache keys.
@@ -23,9 +25,10 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
 import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool, ValidationError
 
 from bot.jobs.retry import parse_retry_after
 from bot.settings import Settings
@@ -201,12 +204,9 @@ class SessionVerifier:
         if status != 200:
             raise self._unavailable(f"the identity service answered HTTP {status} to an introspection request")
         try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise self._unavailable("the identity service's answer is not a JSON object")
-        answer, exp = _read(body)
+            answer, exp = _read(response.content)
+        except _NotAnAnswer as exc:
+            raise self._unavailable(str(exc)) from None
         self._remember(key, answer, exp)
         return answer
 
@@ -217,36 +217,24 @@ class SessionVerifier:
         return IdentityUnavailable(message, retry_after)
 
 
-def _read(body: dict[str, Any]) -> tuple[_Answer, float | None]:
-    """An RFC 7662 answer as (answer, exp in epoch seconds or None)."""
-    if body.get("active") is not True:  # RFC 7662 §2.2: the one required field; anything else is inactive
-        return _Answer(None, "the session is not active"), None
-    exp = _epoch(body.get("exp"))
-    now = time.time()
-    if "exp" in body and exp is None:
-        return _Answer(None, "the identity service gave the session an unreadable expiry"), None
-    if exp is not None and exp <= now:
-        return _Answer(None, "the session has expired"), None
-    nbf = _epoch(body.get("nbf"))
-    if nbf is not None and nbf > now:
-        return _Answer(None, "the session is not valid yet"), None
-    sub = body.get("sub")
-    if not isinstance(sub, str) or not sub.strip():
-        return _Answer(None, "the identity service names no customer for the session"), None
-    scope = body.get("scope")
-    if isinstance(scope, str):
-        scopes = frozenset(scope.split())
-    elif isinstance(scope, list):  # not RFC 7662, but some services answer a JSON array
-        scopes = frozenset(s for s in scope if isinstance(s, str))
-    else:
-        scopes = frozenset()
-    return _Answer(Customer(sub=sub, email=_email(body.get("email")), scopes=scopes)), exp
-
-
 def _epoch(value: object) -> float | None:
+    """Seconds since the epoch: a finite JSON number (RFC 7662 says an integer; a fraction is read too)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _scopes(value: object) -> frozenset[str]:
+    """RFC 7662's space-separated ``scope``; some services answer a JSON array, read as well."""
+    if isinstance(value, str):
+        return frozenset(value.split())
+    if isinstance(value, list):
+        return frozenset(s for s in value if isinstance(s, str))
+    return frozenset()
 
 
 def _email(value: object) -> str | None:
@@ -256,3 +244,49 @@ def _email(value: object) -> str | None:
     if any(c.isspace() or not c.isprintable() for c in value):
         return None
     return value
+
+
+class IntrospectionAnswer(BaseModel):
+    """An RFC 7662 §2.2 answer. ``active`` is its one required member and must be a JSON boolean; a body
+    without one is no answer (the service is failing). The other members are read as leniently as services
+    write them: what is unusable reads as None (an ``exp`` given but unreadable is still in
+    ``model_fields_set``), and the session is then refused for what it lacks."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    active: StrictBool
+    sub: Annotated[str | None, BeforeValidator(_text_or_none)] = None
+    email: Annotated[str | None, BeforeValidator(_email)] = None
+    scope: Annotated[frozenset[str], BeforeValidator(_scopes)] = frozenset()
+    exp: Annotated[float | None, BeforeValidator(_epoch)] = None
+    nbf: Annotated[float | None, BeforeValidator(_epoch)] = None
+    iat: Annotated[float | None, BeforeValidator(_epoch)] = None
+    client_id: Annotated[str | None, BeforeValidator(_text_or_none)] = None
+    username: Annotated[str | None, BeforeValidator(_text_or_none)] = None
+    token_type: Annotated[str | None, BeforeValidator(_text_or_none)] = None
+
+
+class _NotAnAnswer(Exception):
+    """The identity service's body is not an RFC 7662 answer: the service is failing."""
+
+
+def _read(body: bytes) -> tuple[_Answer, float | None]:
+    """An RFC 7662 answer as (answer, exp in epoch seconds or None); _NotAnAnswer if it is none."""
+    try:
+        said = IntrospectionAnswer.model_validate_json(body)
+    except ValidationError as exc:  # the messages never echo the body
+        if any(error["loc"] == () for error in exc.errors()):
+            raise _NotAnAnswer("the identity service's answer is not a JSON object") from None
+        raise _NotAnAnswer("the identity service's answer has no boolean 'active'") from None
+    if not said.active:
+        return _Answer(None, "the session is not active"), None
+    if said.exp is None and "exp" in said.model_fields_set:
+        return _Answer(None, "the identity service gave the session an unreadable expiry"), None
+    now = time.time()
+    if said.exp is not None and said.exp <= now:
+        return _Answer(None, "the session has expired"), None
+    if said.nbf is not None and said.nbf > now:
+        return _Answer(None, "the session is not valid yet"), None
+    if said.sub is None or not said.sub.strip():
+        return _Answer(None, "the identity service names no customer for the session"), None
+    return _Answer(Customer(sub=said.sub, email=said.email, scopes=said.scope)), said.exp

@@ -30,7 +30,7 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from bot.settings import SANDBOX_IDENTITY_TOKEN
 
@@ -71,19 +71,28 @@ class _Session:
 
 @dataclass
 class Fault:
-    """An injected failure of ``/introspect``: HTTP ``status`` (None or < 400: latency only)."""
+    """An injected failure of ``/introspect``: HTTP ``status`` (None or < 400: latency only), or a 200 whose
+    body is ``body`` as given (a malformed answer)."""
 
     status: int | None = 503
     count: int | None = None  # number of requests to hit, None = unlimited
     seconds: float | None = None  # active for this long from creation, None = until cleared
     retry_after: int | None = None
     latency: float = 0.0
+    body: str | None = None
     created: float = field(default_factory=time.monotonic)
 
     def alive(self, now: float) -> bool:
         return (self.count is None or self.count > 0) and (self.seconds is None or now < self.created + self.seconds)
 
-    def response(self) -> JSONResponse:
+    @property
+    def answers(self) -> bool:
+        """Does it answer in the service's stead (an error status or a malformed body), or only delay?"""
+        return self.body is not None or (self.status is not None and self.status >= 400)
+
+    def response(self) -> Response:
+        if self.body is not None:
+            return Response(self.body, 200, media_type="application/json", headers={"Cache-Control": "no-store"})
         status = self.status or 503
         error = {429: "slow_down", 503: "temporarily_unavailable"}.get(status, "server_error")
         headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
@@ -148,11 +157,13 @@ class IdentityEmulator:
         seconds: float | None = None,
         retry_after: int | None = None,
         latency: float = 0.0,
+        body: str | None = None,
     ) -> Fault:
-        """Add a fault for ``/introspect``; the most recently added live fault wins."""
+        """Add a fault for ``/introspect``; the most recently added live fault wins. ``body``: answer 200 with
+        exactly this instead of an RFC 7662 answer (``status`` is then not used)."""
         if status is not None:
             HTTPStatus(status)  # ValueError for nonsense
-        fault = Fault(status, count, seconds, retry_after, latency)
+        fault = Fault(status, count, seconds, retry_after, latency, body)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -232,7 +243,7 @@ def create_identity_emulator(token: str = SANDBOX_IDENTITY_TOKEN) -> FastAPI:
     app.state.emulator = emu
 
     @app.post("/introspect")
-    async def introspect(request: Request) -> JSONResponse:
+    async def introspect(request: Request) -> Response:
         started, raw = time.time(), await request.body()
         header = request.headers.get("authorization")
         fault = emu.take_fault()
@@ -243,7 +254,8 @@ def create_identity_emulator(token: str = SANDBOX_IDENTITY_TOKEN) -> FastAPI:
         tokens = (form or {}).get("token", [])
         hints = (form or {}).get("token_type_hint", [])
         active: bool | None = None
-        if fault is not None and fault.status is not None and fault.status >= 400:
+        response: Response
+        if fault is not None and fault.answers:
             response = fault.response()
         elif client is None:
             scheme = "Basic" if (header or "").lower().startswith("basic") else "Bearer"
@@ -262,7 +274,7 @@ def create_identity_emulator(token: str = SANDBOX_IDENTITY_TOKEN) -> FastAPI:
             {"time": started, "status": response.status_code, "client": client}
             | {"token_sha256": hashlib.sha256(tokens[0].encode()).hexdigest() if tokens else None}
             | {"token_type_hint": hints[0] if hints else None, "active": active}
-            | {"fault": bool(fault and fault.status and fault.status >= 400)}
+            | {"fault": bool(fault and fault.answers)}
         )
         return response
 

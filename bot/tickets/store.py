@@ -17,6 +17,8 @@ from workflows.routing import dedup_label
 from workflows.states import TicketState
 from workflows.tickets import TicketView
 
+ACTOR_LIMIT = 128  # ticket_history.actor
+
 
 def dedup_hash(dedup_key: str) -> str:
     return hashlib.sha256(dedup_key.encode()).hexdigest()
@@ -118,6 +120,8 @@ def record(
     from_state = from_state.value if isinstance(from_state, TicketState) else from_state
     to_state = to_state.value if isinstance(to_state, TicketState) else to_state
     assert ticket.id is not None
+    # Names come from outside (a Jira display name): no NUL (PostgreSQL refuses it), within the column.
+    actor, note = actor.replace("\x00", "")[:ACTOR_LIMIT], note.replace("\x00", "")
     session.add(
         TicketHistory(ticket_id=ticket.id, actor=actor, via=via, note=note, from_state=from_state, to_state=to_state)
     )

@@ -108,6 +108,17 @@ def test_without_a_secret_the_url_carries_the_token(make_bot: Any, emulators: Em
     assert good.status_code == 200 and good.json()["status"] == "ignored"
     bad = httpx.post(f"{bot.url}/jira/webhook?token={WEBHOOK_TOKEN}", content=b'{"x": 1}', headers=headers)
     assert bad.status_code == 422
+    assert bad.json()["error"] == "invalid_payload" and bad.json()["detail"][0]["loc"] == ["webhookEvent"]
+    nameless = {"webhookEvent": "jira:issue_updated", "issue": {"fields": {}}}
+    refused = httpx.post(f"{bot.url}/jira/webhook?token={WEBHOOK_TOKEN}", json=nameless)
+    assert refused.status_code == 422 and "naming its issue" in refused.json()["detail"][0]["msg"]
+    # Older Data Center: a comment event without the issue, named by id in the comment's URL only.
+    by_id = {
+        "webhookEvent": "comment_created",
+        "comment": {"id": "1", "self": "http://jira/rest/api/2/issue/10003/comment/1", "body": "hi"},
+    }
+    ignored = httpx.post(f"{bot.url}/jira/webhook?token={WEBHOOK_TOKEN}", json=by_id)
+    assert ignored.status_code == 200 and ignored.json()["status"] == "ignored" and "10003" in ignored.json()["detail"]
 
 
 def test_an_assignee_set_in_jira_shows_on_the_card_when_the_person_is_known(

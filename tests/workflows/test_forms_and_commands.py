@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from bot.settings import EXAMPLE_POLICY
-from workflows.commands import LIST_LIMIT, UNFINISHED, Command, NewTicket, listing, new_ticket_entered, parse
-from workflows.forms import FORMS, TEXT_LIMIT, FormError, entered, form_for, form_of_callback, modal
+from workflows.commands import (
+    LIST_LIMIT,
+    UNFINISHED,
+    Command,
+    NewTicket,
+    NewTicketMetadata,
+    listing,
+    new_ticket_entered,
+    new_ticket_modal,
+    parse,
+)
+from workflows.forms import FORMS, TEXT_LIMIT, FormError, FormMetadata, entered, form_for, form_of_callback, modal
 from workflows.policy import load_policy
 from workflows.states import TicketState
 from workflows.tickets import TicketView
@@ -37,6 +48,24 @@ def test_modal_shapes() -> None:
     element = resolve["blocks"][0]["element"]
     assert element["type"] == "plain_text_input" and element["max_length"] == TEXT_LIMIT and element["multiline"]
     assert resolve["private_metadata"] == '{"ticket": 1, "version": 2, "channel": "C1"}'
+
+
+def test_form_metadata_reads_what_forms_carry() -> None:
+    expected = FormMetadata(ticket=1, version=2, channel="C1")
+    assert FormMetadata.model_validate_json('{"ticket": 1, "version": 2, "channel": "C1"}') == expected
+    assert FormMetadata.model_validate_json('{"ticket":1,"version":2,"channel":"C1"}') == expected
+    for stale in ("", "A-1", "[]", '{"ticket": 1, "version": 2}', '{"ticket": "one", "version": 2, "channel": "C1"}'):
+        with pytest.raises(ValidationError):
+            FormMetadata.model_validate_json(stale)
+
+
+def test_the_new_ticket_form_carries_its_channel() -> None:
+    metadata = new_ticket_modal("C0OPS", ["payments"], ["High"])["private_metadata"]
+    assert metadata == '{"channel": "C0OPS"}'  # what open forms carry
+    assert NewTicketMetadata.model_validate_json(metadata).channel == "C0OPS"
+    assert NewTicketMetadata.model_validate_json("{}").channel == ""
+    with pytest.raises(ValidationError):
+        NewTicketMetadata.model_validate_json("[]")
 
 
 def test_what_a_form_said() -> None:

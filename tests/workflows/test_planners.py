@@ -10,7 +10,8 @@ from workflows.clicks import Click, LastMove, plan_click
 from workflows.commands import NewTicket, plan_new_ticket
 from workflows.effects import EffectKind, System
 from workflows.escalation import plan_reminder
-from workflows.jira_changes import AssigneeChange, Comment, JiraChange, plan_jira_change
+from workflows.jira_changes import plan_jira_change
+from workflows.jira_webhooks import JiraWebhook
 from workflows.policy import load_policy
 from workflows.reports import ReportIn, plan_report, route, unique_names
 from workflows.states import TicketState
@@ -121,14 +122,27 @@ def test_sending_back_to_triage_clears_team_and_member() -> None:
     assert (plan.set_team, plan.team, plan.set_assignee, plan.assignee) == (True, None, True, None)
 
 
-def change(**fields: Any) -> JiraChange:
-    return JiraChange(actor_ids=frozenset({"712020:alice"}), actor="Alice", **fields)
+def change(items: list[dict[str, Any]] | None = None, comment: dict[str, Any] | None = None) -> JiraWebhook:
+    """A Jira Cloud issue_updated delivery by Alice, as Jira sends it."""
+    body: dict[str, Any] = {
+        "webhookEvent": "jira:issue_updated",
+        "user": {"accountId": "712020:alice", "displayName": "Alice"},
+        "issue": {"id": "10001", "key": "OPS-1", "fields": {}},
+        "changelog": {"id": "1", "items": items or []},
+    }
+    if comment is not None:
+        body["comment"] = comment
+    return JiraWebhook.model_validate(body)
+
+
+def status(name: str) -> dict[str, Any]:
+    return {"field": "status", "fieldtype": "jira", "fieldId": "status", "toString": name}
 
 
 def test_a_move_made_in_jira_follows_in_slack_only() -> None:
     plan = plan_jira_change(
         ticket(TicketState.IN_PROGRESS, team="payments", customer_email="jane@example.com"),
-        change(statuses=("Done",)),
+        change([status("Done")]),
         policy=POLICY,
         own=frozenset({"bot"}),
         slack_user_of={},
@@ -142,7 +156,7 @@ def test_a_move_made_in_jira_follows_in_slack_only() -> None:
 def test_our_own_change_coming_back_and_a_repeated_comment_are_nothing() -> None:
     own = plan_jira_change(
         ticket(),
-        change(statuses=("In Progress",)),
+        change([status("In Progress")]),
         policy=POLICY,
         own=frozenset({"712020:alice"}),
         slack_user_of={},
@@ -151,7 +165,7 @@ def test_our_own_change_coming_back_and_a_repeated_comment_are_nothing() -> None
     assert not own.changes_ticket and own.effects == ()
     seen = plan_jira_change(
         ticket(),
-        change(comment=Comment("10001", "looking")),
+        change(comment={"id": "10001", "body": "looking"}),
         policy=POLICY,
         own=frozenset(),
         slack_user_of={},
@@ -164,8 +178,8 @@ def test_an_assignee_set_in_jira_maps_to_the_known_slack_user_and_a_comment_mask
     plan = plan_jira_change(
         ticket(customer_email="Jane.Doe@example.com"),
         change(
-            assignees=(AssigneeChange("712020:paul", "Paul"),),
-            comment=Comment("10002", "wrote to jane.doe@example.com"),
+            [{"field": "assignee", "fieldId": "assignee", "to": "712020:paul", "toString": "Paul"}],
+            comment={"id": "10002", "body": "wrote to jane.doe@example.com"},
         ),
         policy=POLICY,
         own=frozenset(),

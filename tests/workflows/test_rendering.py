@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from pydantic import ValidationError
+
 from workflows import cards, tickets
 from workflows.alerts import Alert
 from workflows.escaping import jira_text, jql_string, slack_text
@@ -88,3 +91,19 @@ def test_limits_count_utf16_units_like_jira() -> None:
     cut = tickets.summary(view(title))
     assert len(cut.encode("utf-16-le")) // 2 <= 255
     assert cut.endswith("…") and "\ud83d" not in cut
+
+
+def test_buttons_carry_the_ticket_and_version_as_cards_always_did() -> None:
+    buttons = cards.button_elements(view(version=3))
+    assert buttons and {b["value"] for b in buttons} == {'{"ticket":7,"version":3}'}  # the bytes on posted cards
+    assert cards.ButtonValue.model_validate_json(buttons[0]["value"]) == cards.ButtonValue(ticket=7, version=3)
+    assert cards.ButtonValue.model_validate_json('{"ticket": 7, "version": 3, "more": 1}').ticket == 7
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "click_me_123", "[]", "{}", '{"ticket":7}', '{"ticket":"seven","version":1}', '{"ticket":7.5,"version":1}'],
+)
+def test_a_button_value_that_is_not_ours_does_not_parse(value: str) -> None:
+    with pytest.raises(ValidationError):
+        cards.ButtonValue.model_validate_json(value)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from bot.tickets.clicks import KIND
 from bot.tickets.email import writes_to_customer
 from bot.tickets.store import view
 from webhooks.slack.intake import persist
-from workflows.cards import ACTION_PREFIX
+from workflows.cards import ACTION_PREFIX, ButtonValue
 from workflows.clicks import judge
 from workflows.forms import FORMS, form_for, modal
 from workflows.transitions import Action
@@ -75,9 +74,9 @@ def register(app: AsyncApp, runtime: Runtime, wake: Callable[[], None]) -> None:
     @app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))
     async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         try:
-            value = json.loads(action.get("value") or "{}")
+            value = ButtonValue.model_validate_json(action.get("value") or "")
             chosen = Action(action["action_id"].removeprefix(ACTION_PREFIX))
-            ticket_id, version = int(value["ticket"]), int(value["version"])
+            ticket_id, version = value.ticket, value.version
             channel = str((body.get("channel") or {}).get("id") or body["container"]["channel_id"])
             user = str(body["user"]["id"])
         except (KeyError, TypeError, ValueError):

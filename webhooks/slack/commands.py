@@ -7,13 +7,13 @@ Only people the policy names (operators, QA, team members) may use it.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from sqlmodel import Session
 
@@ -28,6 +28,7 @@ from workflows.commands import (
     USAGE,
     Command,
     NewTicket,
+    NewTicketMetadata,
     listing,
     new_ticket_entered,
     new_ticket_modal,
@@ -97,9 +98,9 @@ def register(app: AsyncApp, runtime: Runtime, wake: Callable[[], None]) -> None:
             await ack(response_action="errors", errors=entered)
             return
         try:
-            channel = str(json.loads(view.get("private_metadata") or "{}").get("channel") or "")
-        except ValueError:
-            channel = ""
+            channel = NewTicketMetadata.model_validate_json(view.get("private_metadata") or "").channel
+        except ValidationError:
+            channel = ""  # the ticket opens all the same; only the opener's answer has nowhere to go
         form = {
             "title": entered.title,
             "description": entered.description,

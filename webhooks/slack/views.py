@@ -3,7 +3,6 @@ and decided by a worker like any click."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +12,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.runtime import Runtime
 from webhooks.slack.actions import store_click
-from workflows.forms import FORMS, INPUT_KEY, FormError, entered, form_of_callback
+from workflows.forms import FORMS, INPUT_KEY, FormError, FormMetadata, entered, form_of_callback
 
 
 def register(app: AsyncApp, runtime: Runtime, wake: Callable[[], None]) -> None:
@@ -30,13 +29,13 @@ def register(app: AsyncApp, runtime: Runtime, wake: Callable[[], None]) -> None:
             value = entered(form, (view.get("state") or {}).get("values") or {})
             if form.kind == "team" and value not in runtime.policy.teams:
                 raise FormError("That team is not in the policy.")
-            meta = json.loads(view.get("private_metadata") or "{}")
+            meta = FormMetadata.model_validate_json(view.get("private_metadata") or "")
             click = {
                 "action": form.action.value,
-                "ticket": int(meta["ticket"]),
-                "version": int(meta["version"]),
+                "ticket": meta.ticket,
+                "version": meta.version,
                 "user": str(body["user"]["id"]),
-                "channel": str(meta["channel"]),
+                "channel": meta.channel,
                 INPUT_KEY[form.kind]: value,
             }
         except FormError as problem:

@@ -181,6 +181,79 @@ def test_service_errors_are_unavailability_and_are_not_remembered(
     assert identity.calls() == 2
 
 
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("[]", "not a JSON object"),
+        ('"active"', "not a JSON object"),
+        ("<html>Service Unavailable</html>", "not a JSON object"),
+        ("", "not a JSON object"),
+        ("{}", "no boolean 'active'"),
+        ('{"active": "true", "sub": "customer-1001"}', "no boolean 'active'"),
+        ('{"active": 1, "sub": "customer-1001"}', "no boolean 'active'"),
+        ('{"active": null}', "no boolean 'active'"),
+    ],
+)
+def test_an_answer_that_is_not_rfc_7662_is_unavailability_and_is_not_remembered(
+    identity: Identity, body: str, problem: str
+) -> None:
+    identity.emulator.set_fault(None, count=1, body=body)
+
+    async def scenario(verifier: SessionVerifier) -> tuple[IdentityUnavailable, Customer]:
+        with pytest.raises(IdentityUnavailable) as caught:
+            await verifier.verify(JANE)
+        return caught.value, await verifier.verify(JANE)  # the fault is spent: the service answers
+
+    exc, customer = run(identity.settings(), scenario)
+    assert problem in str(exc) and exc.retry_after == DEFAULT_RETRY_AFTER
+    assert not body or body not in str(exc)  # the message never echoes the answer
+    assert customer.sub == "customer-1001"
+    assert [(r["status"], r["fault"]) for r in identity.emulator.requests()] == [(200, True), (200, False)]
+
+
+@pytest.mark.parametrize(
+    ("body", "refusal_text"),
+    [
+        ('{"active": false, "exp": "soon"}', "not active"),
+        ('{"active": true, "sub": "customer-1001", "exp": "soon"}', "unreadable expiry"),
+        ('{"active": true, "sub": "customer-1001", "exp": null}', "unreadable expiry"),
+        ('{"active": true, "sub": "customer-1001", "exp": true}', "unreadable expiry"),
+        ('{"active": true, "sub": "customer-1001", "nbf": 99999999999}', "not valid yet"),
+        ('{"active": true, "sub": 1001}', "names no customer"),
+        ('{"active": true, "sub": "  "}', "names no customer"),
+        ('{"active": true}', "names no customer"),
+    ],
+)
+def test_an_active_answer_that_cannot_be_trusted_refuses_the_session(
+    identity: Identity, body: str, refusal_text: str
+) -> None:
+    identity.emulator.set_fault(None, count=1, body=body)
+    assert refusal_text in str(refusal(identity.settings(), JANE))
+
+
+def test_answers_are_read_as_services_write_them(identity: Identity) -> None:
+    exp = int(time.time()) + 600
+    answers = [
+        # RFC 7662: space-separated scopes, exp an integer; members it does not define are no obstacle
+        f'{{"active": true, "sub": "c-1", "scope": "reports:write  reports:read", "exp": {exp}, "ext": {{"a": 1}}}}',
+        # a JSON array of scopes, a fractional exp, an address unfit for a mail header, a numeric client_id
+        f'{{"active": true, "sub": "c-2", "scope": ["reports:write", 7], "exp": {exp}.5, "email": "a b@example.com",'
+        ' "client_id": 5, "iat": "yesterday", "nbf": "now"}',
+    ]
+
+    async def scenario(verifier: SessionVerifier) -> list[Customer]:
+        customers = []
+        for n, body in enumerate(answers):
+            identity.emulator.set_fault(None, count=1, body=body)
+            customers.append(await verifier.verify(f"session-{n}"))
+        return customers
+
+    assert run(identity.settings(), scenario) == [
+        Customer("c-1", None, frozenset({"reports:write", "reports:read"})),
+        Customer("c-2", None, frozenset({"reports:write"})),
+    ]
+
+
 def test_a_slow_service_times_out_and_is_not_remembered(identity: Identity) -> None:
     identity.emulator.set_fault(None, count=1, latency=0.6)
 

@@ -26,6 +26,7 @@ from bot.sandbox.jira_emulator import (
     webhook_signature,
 )
 from bot.sandbox.server_thread import ServerThread
+from workflows.jira_webhooks import JiraWebhook
 
 AUTH = ("sandbox@example.com", "sandbox-token")
 SPEC_PATH = Path(__file__).resolve().parents[4] / "shared" / "specs" / "jira-platform-swagger-v3.v3.json"
@@ -727,6 +728,8 @@ def test_rest_changes_deliver_jira_shaped_webhooks(
         assert (body["issue"]["key"], body["issue"]["id"]) == (issue.key, issue.id)
         assert body["issue"]["self"] == f"{url}/rest/api/2/issue/{issue.id}"
         assert ("changelog" in body) == (body["webhookEvent"] == "jira:issue_updated" and bool(body.get("changelog")))
+        event = JiraWebhook.model_validate(body)  # as the bot's webhook reads it
+        assert (event.issue_key, event.issue_id) == (issue.key, issue.id)
 
     created, assigned, moved, commented, comment_created, edited, deleted = (r["body"] for r in got)
     assert set(created) == {"timestamp", "webhookEvent", "issue_event_type_name", "user", "issue"}
