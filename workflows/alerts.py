@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from workflows.escaping import without_nul
+
 Status = Literal["firing", "resolved"]
 
 
@@ -24,24 +26,13 @@ class Source(StrEnum):
     EVENTS = "events"
 
 
-def _without_nul(value: Any) -> Any:
-    """NUL characters cannot be stored in PostgreSQL text and mean nothing to a person: drop them."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
-
-
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     @model_validator(mode="before")
     @classmethod
     def _clean(cls, data: Any) -> Any:
-        return _without_nul(data)
+        return without_nul(data)
 
 
 class WireAlert(_Wire):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -56,3 +57,15 @@ def truncate(text: str, limit: int, marker: str = "…") -> str:
             break
         out.append(char)
     return "".join(out) + marker
+
+
+def without_nul(value: Any) -> Any:
+    """NUL characters cannot be stored in PostgreSQL (text or JSONB) and mean nothing to a person: drop them,
+    in a string or anywhere inside a JSON value."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +15,10 @@ from bot.settings import Settings
 from workflows.escaping import jql_string
 
 MARKER_PROPERTY = "triage-bot.effect"
-log = logging.getLogger("triage.jira")
+
+
+class TransitionUnavailable(Exception):
+    """The issue's workflow offers no transition of that name from where the issue is: no retry will change it."""
 
 
 class JiraGateway:
@@ -166,15 +168,14 @@ class JiraGateway:
         wanted = next((t for t in transitions if str(t["name"]).lower() == name.lower()), None)
         if wanted is None:
             # Workflows offer no transition into the status an issue is in; our default names are the
-            # status names. Otherwise someone moved the issue in Jira first, or the policy names a transition
-            # this workflow lacks: say so loudly, but do not hold up the ticket's other work over it.
-            if status.lower() != name.lower():
-                available = ", ".join(sorted(str(t["name"]) for t in transitions)) or "none"
-                log.error(
-                    "Jira transition not available; check jira.transitions in the policy",
-                    extra={"jira_key": key, "status": status, "transition": name, "available": available},
-                )
-            return False
+            # status names. Otherwise the policy names a transition this workflow lacks (or lacks from here).
+            if status.lower() == name.lower():
+                return False
+            available = ", ".join(sorted(str(t["name"]) for t in transitions)) or "none"
+            raise TransitionUnavailable(
+                f"it is in {status}, where the workflow offers {available}, not {name!r} "
+                "(check jira.transitions in the policy)"
+            )
         if str(wanted.get("to", {}).get("name", "")).lower() == status.lower():
             return False  # already there: a repeated job, or someone moved it in Jira first
         with outside_call("jira", "transition"):

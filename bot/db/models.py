@@ -6,14 +6,27 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Dialect, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Column, Field, SQLModel
 
 from bot.clock import utcnow
+from workflows.escaping import without_nul
 
-# JSON held in the database: JSONB on PostgreSQL, JSON text on SQLite; read and written as Python values.
-Json = JSON().with_variant(JSONB(), "postgresql")
+
+class Json(TypeDecorator[Any]):
+    """JSON held in the database: JSONB on PostgreSQL, JSON text on SQLite; read and written as Python values.
+    Text from outside may carry NUL characters, which JSONB refuses: they are dropped on the way in."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return without_nul(value)
 
 
 class JobStatus(StrEnum):

@@ -33,10 +33,17 @@ class JobKind(StrEnum):
 
 
 # Kinds whose failure for good holds their lane: what comes after them depends on them (a comment needs the
-# issue its create makes; notifications of a group build on each other). Any other kind that fails for good is
-# kept as refused: shown by `triage-bot jobs`, retryable, but the jobs after it run.
+# issue its create makes, a thread note the card; notifications of a group build on each other). Any other kind
+# that fails for good is kept as refused: shown by `triage-bot jobs`, retryable, but the jobs after it run.
 HOLDS_ITS_LANE = frozenset(
-    {JobKind.ALERT_PROCESS, JobKind.SLACK_ACTION, JobKind.JIRA_EVENT, JobKind.TICKET_NEW, JobKind.JIRA_CREATE}
+    {
+        JobKind.ALERT_PROCESS,
+        JobKind.SLACK_ACTION,
+        JobKind.JIRA_EVENT,
+        JobKind.TICKET_NEW,
+        JobKind.JIRA_CREATE,
+        JobKind.SLACK_CARD,
+    }
 )
 # Kinds retried for as long as their outside system's outage lasts (backoff capped at 5 minutes) rather than
 # job_max_attempts times: every effect, so that the world converges after any outage without anyone's help.

@@ -157,18 +157,39 @@ def extend_leases(engine: Engine, worker_id: str, job_ids: Sequence[int], lease_
 
 
 FAILED = (JobStatus.DEAD, JobStatus.REFUSED)
+UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.DEAD)
+
+
+def awaits(engine: Engine, job: Job, kind: str) -> bool:
+    """Is a job of ``kind`` queued before ``job`` in its lane still to finish (pending, running, or dead and
+    waiting for someone)? Only those can make what ``job`` needs before it runs."""
+    with Session(engine) as session:
+        query = select(Job.id).where(
+            Job.lane == job.lane, Job.kind == kind, col(Job.status).in_(UNFINISHED), col(Job.id) < job.id
+        )
+        return session.exec(query.limit(1)).first() is not None
 
 
 def retry(engine: Engine, job_id: int) -> bool:
-    """Put a dead or refused job back in the queue with a fresh attempt budget. The count restarts at 1, not 0:
-    the job did run before, so handlers that look for the result of an uncertain attempt still look."""
+    """Put a dead or refused job back in the queue with a fresh attempt budget. A dead job runs again where it
+    stands (it held its lane: nothing after it ran), its count restarting at 1, not 0: it did run before, so
+    handlers that look for the result of an uncertain attempt still look. A refused job held nothing, so later
+    jobs of its lane may be running: it goes again as a new job at the lane's end, never beside them."""
     with transaction(engine) as session:
-        result = session.execute(
-            update(Job)
-            .where(col(Job.id) == job_id, col(Job.status).in_(FAILED))
-            .values(status=JobStatus.PENDING, attempts=1, run_after=utcnow(), finished_at=None)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        job = session.exec(select(Job).where(Job.id == job_id, col(Job.status).in_(FAILED)).with_for_update()).first()
+        if job is None:
+            return False
+        if job.status == JobStatus.DEAD:
+            job.status, job.attempts, job.run_after, job.finished_at = JobStatus.PENDING, 1, utcnow(), None
+            session.add(job)
+            return True
+        again = enqueue(session, kind=job.kind, lane=job.lane, payload=dict(job.payload))
+        assert again is not None
+        session.flush()
+        job.status, job.finished_at = JobStatus.DONE, utcnow()
+        job.last_error = f"{job.last_error or ''} [retried as job {again.id}]"[-ERROR_LIMIT:]
+        session.add(job)
+        return True
 
 
 def drop(engine: Engine, job_id: int) -> bool:

@@ -13,7 +13,7 @@ from bot.db.engine import transaction
 from bot.db.models import Job, JobStatus, Ticket
 from bot.jobs import queue
 from bot.jobs.kinds import JobKind, system_lane, ticket_of_lane
-from bot.jobs.retry import PermanentError
+from bot.jobs.retry import PermanentError, TryLater
 from bot.jobs.worker import JobContext
 from bot.runtime import Runtime
 from bot.tickets.store import view
@@ -51,6 +51,17 @@ def refused(session: Session, ticket_id: int, kind: JobKind, error: str, payload
         finished_at=utcnow(),
     )
     session.add(job)
+
+
+def require(runtime: Runtime, ctx: JobContext, present: str | None, maker: JobKind, what: str) -> str:
+    """What this job needs from an earlier job of its lane (the issue's key, the card's ts). Missing while that
+    job is still to finish: later. Missing for good (that job was dropped): this job is refused, not retried
+    for ever."""
+    if present:
+        return present
+    if queue.awaits(runtime.engine, ctx.job, maker):
+        raise TryLater(f"{what} is not there yet")
+    raise PermanentError(f"{what} does not exist and nothing is making it ({maker} was dropped)")
 
 
 def ticket_id_of(ctx: JobContext) -> int:

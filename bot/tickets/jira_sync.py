@@ -23,6 +23,7 @@ from typing import Any
 from jira.exceptions import JIRAError
 from sqlmodel import select
 
+from bot.clients.jira import TransitionUnavailable
 from bot.clock import utcnow
 from bot.db.engine import transaction
 from bot.db.models import ReportAttachment, Ticket
@@ -33,7 +34,7 @@ from bot.jobs.worker import JobContext
 from bot.metrics import REFUSALS, TICKET_LATENCY, TICKETS_CREATED, TICKETS_UPDATED
 from bot.runtime import Runtime
 from bot.tickets import people
-from bot.tickets.effects import load, queue_effects, record_attempt, refused, say, shown, ticket_id_of
+from bot.tickets.effects import load, queue_effects, record_attempt, refused, require, say, shown, ticket_id_of
 from workflows import tickets
 from workflows.effects import CARD, SYNC
 from workflows.escaping import slack_text
@@ -45,12 +46,6 @@ log = logging.getLogger("triage.jira")
 # (and Jira has no "assigned": the assignee and labels show it).
 CREATED_AS = frozenset({TicketState.OPEN, TicketState.ASSIGNED})
 ASSIGNEE_RETRY_SECONDS = 30.0  # how soon an assignee that waited for Slack is tried again
-
-
-def _require_issue(ticket: Ticket) -> str:
-    if not ticket.jira_key:
-        raise TryLater(f"ticket {ticket.id} has no Jira issue yet")
-    return ticket.jira_key
 
 
 def _extra_labels(runtime: Runtime, ticket: TicketView) -> tuple[str, ...]:
@@ -161,17 +156,32 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
     )
 
 
+PARTS = ("fields", "assignee", "status")
+
+
+def _forced(payload: dict[str, Any]) -> frozenset[str]:
+    """The parts a sync must bring over even where nothing seems to differ: those someone retried after a refusal
+    (``force`` lists them; ``true`` from older releases means all)."""
+    force = payload.get("force")
+    if force is True:
+        return frozenset(PARTS)
+    return frozenset(str(part) for part in force) if isinstance(force, list) else frozenset()
+
+
 def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
-    """Bring the issue to the ticket as it is now: fields, then assignee, then status."""
+    """Bring the issue to the ticket as it is now: fields, then assignee, then status; each only where it differs
+    from what this job's predecessors brought over."""
     ticket = load(runtime, ticket_id_of(ctx))
-    key = _require_issue(ticket)
-    force = bool(ctx.job.payload.get("force"))
+    key = require(runtime, ctx, ticket.jira_key, JobKind.JIRA_CREATE, f"the Jira issue of ticket {ticket.id}")
+    force = _forced(ctx.job.payload)
     view = shown(runtime, ticket)
     said: list[str] = []
     refusals: list[tuple[str, str]] = []
+    brought: dict[str, str | None] = {}  # marker column -> what the issue shows now, for the parts this job did
 
     fields, labels, digest = _fields(runtime, view)
-    if force or digest != ticket.jira_fields_synced:
+    if "fields" in force or digest != ticket.jira_fields_synced:
+        brought["jira_fields_synced"] = digest
         try:
             runtime.jira.update(key, fields, labels)
             TICKETS_UPDATED.labels("fields").inc()
@@ -180,13 +190,16 @@ def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
                 raise
             refusals.append(("fields", f"Jira refused to update {key}'s fields ({_why(problem)})."))
 
-    assignee, deferred = ticket.jira_assignee_synced, False
-    if force or (ticket.assignee or "") != assignee:
+    deferred = False
+    if "assignee" in force or (ticket.assignee or "") != ticket.jira_assignee_synced:
         assignee = _assign(runtime, key, ticket.assignee or "", said)
         deferred = assignee is None
+        if not deferred:
+            brought["jira_assignee_synced"] = assignee
 
     state = TicketState(ticket.state)
-    if force or state.value != ticket.jira_status_synced:
+    if "status" in force or state.value != ticket.jira_status_synced:
+        brought["jira_status_synced"] = state.value
         try:
             if _move(runtime, key, state):
                 TICKETS_UPDATED.labels("transition").inc()
@@ -194,32 +207,37 @@ def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
             if not _refusable(problem):
                 raise
             refusals.append(
-                ("transition", f"Jira refused to move {key} to {state.label} ({_why(problem)}): move it in Jira.")
+                ("status", f"Jira refused to move {key} to {state.label} ({_why(problem)}): move it in Jira.")
             )
+        except TransitionUnavailable as problem:
+            refusals.append(("status", f"Jira offers no way to move {key} to {state.label}: {problem}"))
 
     with ctx.final() as session:
-        row = session.get(Ticket, ticket.id)
-        assert row is not None
-        # What was brought to Jira (or refused: said once) as the ticket stood when this job read it; a change
-        # made since queued another sync, which will see the difference.
-        row.jira_fields_synced, row.jira_assignee_synced, row.jira_status_synced = digest, assignee, state.value
+        # The row first, as every decision locks it (then the queue's lane lock): no deadlock between them.
+        row = session.exec(select(Ticket).where(Ticket.id == ticket.id).with_for_update()).one()
+        for column, value in brought.items():
+            # A change someone made in Jira meanwhile wrote this marker (and the ticket): whichever reached Jira
+            # last is not known, so it is unknown, and the next sync brings the ticket's state over.
+            unchanged = getattr(row, column) == getattr(ticket, column)
+            setattr(row, column, value if unchanged else None)
         session.add(row)
-        if deferred:
+        if deferred or _behind(runtime, row):
+            # Something is still to bring over: the assignee waiting for Slack, or a change made meanwhile.
             queue.enqueue(
                 session,
                 kind=JobKind.JIRA_SYNC,
                 lane=ctx.job.lane,
                 payload={},
-                delay=ASSIGNEE_RETRY_SECONDS,
+                delay=ASSIGNEE_RETRY_SECONDS if deferred else 0.0,
                 coalesce=True,
             )
         for words in said:
             say(session, row.id or 0, words)
-        for what, words in refusals:
-            log.error("Jira refused a change", extra={"jira_key": key, "what": what, "error": words})
-            REFUSALS.labels("jira", what).inc()
+        for part, words in refusals:
+            log.error("Jira refused a change", extra={"jira_key": key, "what": part, "error": words})
+            REFUSALS.labels("jira", part).inc()
             say(session, row.id or 0, words)
-            refused(session, row.id or 0, JobKind.JIRA_SYNC, words, {"force": True})
+            refused(session, row.id or 0, JobKind.JIRA_SYNC, words, {"force": [part]})
 
 
 def _assign(runtime: Runtime, key: str, wanted: str, said: list[str]) -> str | None:
@@ -232,6 +250,16 @@ def _assign(runtime: Runtime, key: str, wanted: str, said: list[str]) -> str | N
         # is brought over now, the assignee on a later sync.
         log.warning("the assignee waits for Slack", extra={"jira_key": key, "error": str(problem)})
         return None
+    except Exception as problem:
+        if classify(problem).retryable:
+            raise
+        # No retry will find them (Slack does not know the user, Jira will not let the bot search users): said
+        # once, and the rest of the issue goes on.
+        REFUSALS.labels("jira", "assignee").inc()
+        said.append(
+            f"I cannot find <@{wanted}>'s Jira account ({slack_text(str(problem))[:300]}): assign {key} in Jira."
+        )
+        return wanted
     if wanted and account is None:
         said.append(f"<@{wanted}> has no Jira account with their Slack e-mail address: assign {key} in Jira by hand.")
         return wanted
@@ -260,7 +288,7 @@ def _move(runtime: Runtime, key: str, state: TicketState) -> bool:
 
 def jira_comment(runtime: Runtime, ctx: JobContext) -> None:
     ticket = load(runtime, ticket_id_of(ctx))
-    key = _require_issue(ticket)
+    key = require(runtime, ctx, ticket.jira_key, JobKind.JIRA_CREATE, f"the Jira issue of ticket {ticket.id}")
     marker = f"job-{ctx.job.id}"
     if ctx.job.attempts > 1 and runtime.jira.has_comment(key, marker):
         return
@@ -281,7 +309,7 @@ def jira_comment(runtime: Runtime, ctx: JobContext) -> None:
 def jira_attach(runtime: Runtime, ctx: JobContext) -> None:
     """One file a customer attached, onto the Jira issue; the stored copy is dropped once it is there."""
     ticket = load(runtime, ticket_id_of(ctx))
-    key = _require_issue(ticket)
+    key = require(runtime, ctx, ticket.jira_key, JobKind.JIRA_CREATE, f"the Jira issue of ticket {ticket.id}")
     payload = ctx.job.payload
     with transaction(runtime.engine) as session:
         # By its name (unique within its report), or by its id in jobs queued before version 0.2.

@@ -17,10 +17,10 @@ from sqlmodel import col, select
 from bot.clients.slack import CHANNEL_UNREACHABLE
 from bot.db.engine import transaction
 from bot.db.models import Ticket, TicketCard
-from bot.jobs.retry import TryLater
+from bot.jobs.kinds import JobKind
 from bot.jobs.worker import JobContext
 from bot.runtime import Runtime
-from bot.tickets.effects import load, record_attempt, say, shown, ticket_id_of
+from bot.tickets.effects import load, record_attempt, require, say, shown, ticket_id_of
 from workflows import cards
 
 log = logging.getLogger("triage.slack")
@@ -149,10 +149,9 @@ def slack_note(runtime: Runtime, ctx: JobContext) -> None:
     """A line in the thread of the ticket's card: the original's, or with ``channel`` in the payload, the
     card in that channel (a reminder belongs where the people it mentions are)."""
     ticket = load(runtime, ticket_id_of(ctx))
-    if not ticket.slack_ts:
-        raise TryLater(f"ticket {ticket.id} has no Slack card yet")
+    thread = require(runtime, ctx, ticket.slack_ts, JobKind.SLACK_CARD, f"the card of ticket {ticket.id}")
     payload = ctx.job.payload
-    channel, thread = ticket.slack_channel, ticket.slack_ts
+    channel = ticket.slack_channel
     wanted = payload.get("channel")
     if wanted and wanted != channel:
         copy = next((c for c in _copies(runtime, ticket) if c.channel == wanted and c.ts), None)

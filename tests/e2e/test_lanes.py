@@ -8,6 +8,9 @@ import json
 import time
 from typing import Any
 
+from sqlalchemy import text
+
+from bot.db.engine import make_engine
 from bot.sandbox.jira_emulator import create_jira_emulator
 from bot.sandbox.server_thread import ServerThread
 from bot.sandbox.slack_emulator import create_slack_emulator
@@ -32,6 +35,16 @@ def _state(card: dict[str, Any]) -> str:
 def _only_card(emulators: Emulators, channel: str) -> dict[str, Any]:
     [card] = cards(emulators, channel)
     return card
+
+
+def _running(database_url: str, kind: str) -> bool:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            query = text("SELECT count(*) FROM jobs WHERE kind = :kind AND status = 'running'")
+            return bool(connection.execute(query, {"kind": kind}).scalar())
+    finally:
+        engine.dispose()
 
 
 def _thread(emulators: Emulators, channel: str, ts: str) -> list[str]:
@@ -152,3 +165,39 @@ def test_a_jira_refusal_is_said_once_and_holds_nothing_up(
     assert cli("jobs", "retry", refused[0].split()[0], TRIAGE_DATABASE_URL=database_url).returncode == 0
     queue_drained(database_url)
     assert issues(emulators)[0]["fields"]["status"]["name"] == "Resolved"
+
+
+def test_a_change_made_in_jira_during_a_sync_is_not_undone(
+    make_bot: Any, emulators: Emulators, database_url: str
+) -> None:
+    """Paul works on the ticket; a sync is slow on its way to Jira while Alice, in Jira, gives the issue to Bob
+    (whom Slack does not know). Neither that sync nor any later one may take the issue away from Bob."""
+    secret = "lanes-secret"
+    bot: BotProcess = make_bot(TRIAGE_JIRA_WEBHOOK_SECRET=secret)
+    emulators.jira.add_webhook(f"{bot.url}/jira/webhook", secret=secret)
+    with bot.client() as client:
+        post_alert(client, alertmanager_payload("RC", labels={"service": "payments"}))
+        queue_drained(database_url)
+        card = _only_card(emulators, PAY)
+        press_with_form(bot.url, emulators, PAY, card["ts"], "Assign member", PAUL, {"member": {"member": PAUL}})
+        queue_drained(database_url)
+        [issue] = issues(emulators)
+        key = issue["key"]
+        assert issue["fields"]["assignee"]["accountId"] == "712020:paul"
+
+        # The next field update waits 3 s in Jira; meanwhile Alice assigns the issue to Bob in Jira.
+        emulators.jira.set_fault(latency=3.0, count=1, methods={"PUT"}, path_contains=f"/issue/{key}")
+        post_alert(client, alertmanager_payload("RC", alerts=2, labels={"service": "payments"}))
+        wait_until(lambda: _running(database_url, "jira.sync"), timeout=10, what="the slow sync to start")
+        emulators.jira.assign(key, "712020:bob", user="712020:alice")
+        assert emulators.jira.wait_for_deliveries()
+        queue_drained(database_url)
+        # And a later change of the ticket's own fields: its sync must leave the assignee alone too.
+        post_alert(client, alertmanager_payload("RC", alerts=3, labels={"service": "payments"}))
+        queue_drained(database_url)
+    [issue] = issues(emulators)
+    assert issue["fields"]["assignee"]["accountId"] == "712020:bob"
+    assert any(
+        "assigned the Jira issue to Bob" in t
+        for t in _thread(emulators, PAY, card["ts"]) + _thread(emulators, "C0PAY", card["ts"])
+    )

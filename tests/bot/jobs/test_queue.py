@@ -83,26 +83,31 @@ def test_failures_back_off_then_die_and_retry_brings_them_back(engine: Any) -> N
     assert job is not None and job.id == job_id and job.attempts == 2  # it ran before: still "uncertain"
 
 
-def test_a_refused_job_holds_nothing_up_and_can_be_retried(engine: Any) -> None:
+def test_a_refused_job_holds_nothing_up_and_is_retried_at_its_lanes_end(engine: Any) -> None:
     refused = _add(engine, "jira:1")
     later = _add(engine, "jira:1")
     job = queue.claim(engine, "w", 30)
     assert job is not None and job.id == refused
     queue.fail(engine, job, "w", "403 transition not allowed", retry_in=None, holds=False)
-    nxt = queue.claim(engine, "w", 30)
-    assert nxt is not None and nxt.id == later  # the lane goes on
-    with transaction(engine) as session:
-        queue.complete(session, nxt, "w")
+    running = queue.claim(engine, "w", 30)
+    assert running is not None and running.id == later  # the lane goes on
     with Session(engine) as session:
         assert [j.id for j in queue.list_jobs(session, ["refused"])] == [refused]
-        assert queue.stats(session).counts == {"refused": 1, "done": 1}
+    # Retried while the later job runs: it must not run beside it, so it goes again behind it.
     assert queue.retry(engine, refused)  # type: ignore[arg-type]
+    assert queue.claim(engine, "w", 30) is None
+    with transaction(engine) as session:
+        queue.complete(session, running, "w")
     again = queue.claim(engine, "w", 30)
-    assert again is not None and again.id == refused
-    queue.fail(engine, again, "w", "403 again", retry_in=None, holds=False)
-    assert queue.drop(engine, refused)  # type: ignore[arg-type]
+    assert again is not None and again.id is not None and again.id > later and again.payload == job.payload
     with Session(engine) as session:
-        assert queue.stats(session).counts == {"done": 2}
+        old = session.get(Job, refused)
+        assert old is not None and old.status == "done" and f"retried as job {again.id}" in (old.last_error or "")
+    queue.fail(engine, again, "w", "403 again", retry_in=None, holds=False)
+    assert queue.drop(engine, again.id)
+    assert not queue.retry(engine, again.id)  # dropped: neither dead nor refused
+    with Session(engine) as session:
+        assert queue.stats(session).counts == {"done": 3}
 
 
 def test_concurrent_claimers_never_run_a_job_twice(engine: Any) -> None:

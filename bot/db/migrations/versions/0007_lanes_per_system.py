@@ -2,8 +2,9 @@
 
 Tickets remember what their Jira issue shows (status, assignee, a digest of its fields) so that ``jira.sync``
 reconciles instead of replaying moves. Unfinished jobs of the old shared ``ticket:N`` lane move to the lane of
-their system (``jira:N``, ``slack:N``; Jira's own changes to ``jira-in:N``), ``/triage new`` submissions from
-``slack:E`` to ``new:E``, and queued transitions and assignments become one forced ``jira.sync`` each.
+their system (``jira:N``, ``slack:N``; Jira's own changes to ``jira-in:N``), e-mails from ``mail:<reference>`` to
+``mail:N``, ``/triage new`` submissions from ``slack:E`` to ``new:E``; queued transitions and assignments become a
+``jira.sync`` forced to bring that part over; dead jobs of kinds that no longer hold their lane become refused.
 
 Revision ID: 0007
 Revises: 0006
@@ -35,11 +36,16 @@ def upgrade() -> None:
     )
     # Order matters: /triage new submissions leave slack:E before tickets' Slack work arrives in slack:N.
     op.execute(f"UPDATE jobs SET lane = 'new:' || substr(lane, 7) WHERE kind = 'ticket.new' AND {UNFINISHED}")
+    for kind, part in (("jira.transition", "status"), ("jira.assign", "assignee")):
+        op.execute(
+            sa.text(
+                f"UPDATE jobs SET kind = 'jira.sync', payload = :forced WHERE kind = :kind AND {UNFINISHED}"
+            ).bindparams(forced=f'{{"force":["{part}"]}}', kind=kind)
+        )
     op.execute(
-        sa.text(
-            f"UPDATE jobs SET kind = 'jira.sync', payload = :forced "
-            f"WHERE kind IN ('jira.transition', 'jira.assign') AND {UNFINISHED}"
-        ).bindparams(forced='{"force":true}')
+        "UPDATE jobs SET lane = 'mail:' || (SELECT tickets.id FROM tickets WHERE tickets.report_ref = substr(jobs.lane, 6)) "
+        f"WHERE kind = 'mail.send' AND lane LIKE 'mail:R-%' AND {UNFINISHED} "
+        "AND EXISTS (SELECT 1 FROM tickets WHERE tickets.report_ref = substr(jobs.lane, 6))"
     )
     for kinds, prefix in (
         ("kind = 'jira.event'", "jira-in"),
@@ -49,6 +55,11 @@ def upgrade() -> None:
         op.execute(
             f"UPDATE jobs SET lane = '{prefix}:' || substr(lane, 8) WHERE lane LIKE 'ticket:%' AND {kinds} AND {UNFINISHED}"
         )
+    # Failed for good, of kinds whose failure no longer holds up what comes after them in their lane.
+    op.execute(
+        "UPDATE jobs SET status = 'refused' WHERE status = 'dead' AND kind NOT IN "
+        "('alert.process', 'slack.action', 'jira.event', 'ticket.new', 'jira.create', 'slack.card')"
+    )
 
 
 def downgrade() -> None:
@@ -58,7 +69,8 @@ def downgrade() -> None:
         f"WHERE (lane LIKE 'jira:%' OR lane LIKE 'jira-in:%' OR lane LIKE 'slack:%') AND {UNFINISHED}"
     )
     op.execute(f"UPDATE jobs SET lane = 'slack:' || substr(lane, 5) WHERE kind = 'ticket.new' AND {UNFINISHED}")
-    op.execute("UPDATE jobs SET status = 'dead' WHERE status = 'refused'")
+    # Refused jobs held nothing up; as dead ones they would hold the whole old lane: done, with their error kept.
+    op.execute("UPDATE jobs SET status = 'done' WHERE status = 'refused'")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_column("jira_fields_synced")
         batch_op.drop_column("jira_assignee_synced")

@@ -26,6 +26,15 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        # JSONB refuses the NUL character, which the text columns held escaped as \u0000: it means nothing to a
+        # person and is dropped (as the bot now drops it on the way in).
+        for table, columns in COLUMNS.items():
+            for column in columns:
+                nul = "'\\u0000'"  # the six characters backslash, u, 0, 0, 0, 0
+                op.execute(
+                    f"UPDATE {table} SET {column} = replace({column}, {nul}, '') WHERE strpos({column}, {nul}) > 0"
+                )
     for table, columns in COLUMNS.items():
         with op.batch_alter_table(table, schema=None) as batch_op:
             for column in columns:
