@@ -38,8 +38,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Any) -> None:
-            # Take the write lock up front: a read that later writes would otherwise deadlock-fail.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # Take the write lock up front: a read that later writes would otherwise deadlock-fail. A session
+            # that only reads (``reading``) begins deferred: in WAL mode it neither waits for nor blocks a writer.
+            read_only = connection.get_execution_options().get(READ_ONLY, False)
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
@@ -53,6 +55,18 @@ _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.Wea
 def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
     lock = _SQLITE_WRITERS.get(engine)
     return lock if lock is not None else nullcontext()
+
+
+READ_ONLY = "triage_read_only"
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A session that only reads (what it loads stays usable after it closes). On SQLite it does not queue with
+    the writers: job handlers read the ticket they work on without waiting for every other job's commit."""
+    with Session(engine, expire_on_commit=False) as session:
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
 
 
 @contextmanager

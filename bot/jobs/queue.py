@@ -20,7 +20,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.clock import utcnow
-from bot.db.engine import transaction
+from bot.db.engine import reading, transaction
 from bot.db.models import InboundEvent, Job, JobStatus
 
 ERROR_LIMIT = 4000
@@ -163,7 +163,7 @@ UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.DEAD)
 def awaits(engine: Engine, job: Job, kind: str) -> bool:
     """Is a job of ``kind`` queued before ``job`` in its lane still to finish (pending, running, or dead and
     waiting for someone)? Only those can make what ``job`` needs before it runs."""
-    with Session(engine) as session:
+    with reading(engine) as session:
         query = select(Job.id).where(
             Job.lane == job.lane, Job.kind == kind, col(Job.status).in_(UNFINISHED), col(Job.id) < job.id
         )

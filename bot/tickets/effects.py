@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from sqlmodel import Session
 
 from bot.clock import utcnow
-from bot.db.engine import transaction
+from bot.db.engine import reading, transaction
 from bot.db.models import Job, JobStatus, Ticket
 from bot.jobs import queue
 from bot.jobs.kinds import JobKind, system_lane, ticket_of_lane
@@ -69,7 +69,7 @@ def ticket_id_of(ctx: JobContext) -> int:
 
 
 def load(runtime: Runtime, ticket_id: int) -> Ticket:
-    with transaction(runtime.engine) as session:
+    with reading(runtime.engine) as session:
         ticket = session.get(Ticket, ticket_id)
         if ticket is None:
             raise PermanentError(f"ticket {ticket_id} does not exist")

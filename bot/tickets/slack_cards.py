@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import col, select
 
 from bot.clients.slack import CHANNEL_UNREACHABLE
-from bot.db.engine import transaction
+from bot.db.engine import reading, transaction
 from bot.db.models import Ticket, TicketCard
 from bot.jobs.kinds import JobKind
 from bot.jobs.worker import JobContext
@@ -128,7 +128,7 @@ def _edited(runtime: Runtime, channel: str, ts: str, text: str, blocks: list[dic
 
 
 def _copies(runtime: Runtime, ticket: Ticket) -> list[TicketCard]:
-    with transaction(runtime.engine) as session:
+    with reading(runtime.engine) as session:
         rows = list(
             session.exec(select(TicketCard).where(TicketCard.ticket_id == ticket.id).order_by(col(TicketCard.id)))
         )
