@@ -20,10 +20,12 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.clock import utcnow
-from bot.db.engine import reading, transaction
+from bot.db.engine import transaction
 from bot.db.models import InboundEvent, Job, JobStatus
 
 ERROR_LIMIT = 4000
+# A job in one of these states keeps the later jobs of its lane waiting.
+HOLDING = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.DEAD)
 
 
 class LostLease(Exception):
@@ -74,7 +76,7 @@ def claim(engine: Engine, worker_id: str, lease_seconds: float) -> Job | None:
     blocked = exists().where(
         and_(
             col(earlier.lane) == col(Job.lane),
-            col(earlier.status).in_((JobStatus.PENDING, JobStatus.RUNNING, JobStatus.DEAD)),
+            col(earlier.status).in_(HOLDING),
             col(earlier.id) < col(Job.id),
         )
     )
@@ -157,17 +159,6 @@ def extend_leases(engine: Engine, worker_id: str, job_ids: Sequence[int], lease_
 
 
 FAILED = (JobStatus.DEAD, JobStatus.REFUSED)
-UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.DEAD)
-
-
-def awaits(engine: Engine, job: Job, kind: str) -> bool:
-    """Is a job of ``kind`` queued before ``job`` in its lane still to finish (pending, running, or dead and
-    waiting for someone)? Only those can make what ``job`` needs before it runs."""
-    with reading(engine) as session:
-        query = select(Job.id).where(
-            Job.lane == job.lane, Job.kind == kind, col(Job.status).in_(UNFINISHED), col(Job.id) < job.id
-        )
-        return session.exec(query.limit(1)).first() is not None
 
 
 def retry(engine: Engine, job_id: int) -> bool:

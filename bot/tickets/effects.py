@@ -13,11 +13,11 @@ from bot.db.engine import reading, transaction
 from bot.db.models import Job, JobStatus, Ticket
 from bot.jobs import queue
 from bot.jobs.kinds import JobKind, system_lane, ticket_of_lane
-from bot.jobs.retry import PermanentError, TryLater
+from bot.jobs.retry import PermanentError
 from bot.jobs.worker import JobContext
 from bot.runtime import Runtime
 from bot.tickets.store import view
-from workflows.effects import RECONCILED, Effect, System, raw_note
+from workflows.effects import RECONCILED, Effect, EffectKind, raw_note
 from workflows.tickets import TicketView
 
 
@@ -43,7 +43,7 @@ def refused(session: Session, ticket_id: int, kind: JobKind, error: str, payload
     already refused, in the ticket's lane for that system; `triage-bot jobs retry` runs it with ``payload``."""
     job = Job(
         kind=kind,
-        lane=system_lane(System(kind.value.split(".", 1)[0]), ticket_id),
+        lane=system_lane(EffectKind(kind.value).system, ticket_id),
         payload=dict(payload),
         status=JobStatus.REFUSED,
         attempts=1,
@@ -53,14 +53,12 @@ def refused(session: Session, ticket_id: int, kind: JobKind, error: str, payload
     session.add(job)
 
 
-def require(runtime: Runtime, ctx: JobContext, present: str | None, maker: JobKind, what: str) -> str:
-    """What this job needs from an earlier job of its lane (the issue's key, the card's ts). Missing while that
-    job is still to finish: later. Missing for good (that job was dropped): this job is refused, not retried
-    for ever."""
+def require(present: str | None, maker: JobKind, what: str) -> str:
+    """What this job needs from an earlier job of its lane (the issue's key, the card's ts). That job ran first
+    (a lane runs in order, and a dead job holds it), so missing means it was dropped: this job is refused, not
+    retried for ever."""
     if present:
         return present
-    if queue.awaits(runtime.engine, ctx.job, maker):
-        raise TryLater(f"{what} is not there yet")
     raise PermanentError(f"{what} does not exist and nothing is making it ({maker} was dropped)")
 
 

@@ -69,13 +69,18 @@ def _fields(runtime: Runtime, ticket: TicketView) -> tuple[dict[str, Any], list[
     return fields, labels, digest
 
 
-def _behind(runtime: Runtime, row: Ticket) -> bool:
-    """Does the Jira issue differ from what the ticket shows now?"""
-    return (
-        row.state != row.jira_status_synced
-        or (row.assignee or "") != row.jira_assignee_synced
-        or _fields(runtime, shown(runtime, row))[2] != row.jira_fields_synced
-    )
+def _behind(ticket: Ticket, digest: str) -> frozenset[str]:
+    """The parts of the Jira issue that differ from what ``ticket`` shows (``digest``: its fields' digest)."""
+    parts = {
+        "fields": digest != ticket.jira_fields_synced,
+        "assignee": (ticket.assignee or "") != ticket.jira_assignee_synced,
+        "status": ticket.state != ticket.jira_status_synced,
+    }
+    return frozenset(part for part, differs in parts.items() if differs)
+
+
+def _behind_now(runtime: Runtime, row: Ticket) -> bool:
+    return bool(_behind(row, _fields(runtime, shown(runtime, row))[2]))
 
 
 def _refusable(problem: JIRAError) -> bool:
@@ -140,7 +145,7 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
         row.jira_assignee_synced = ""
         row.jira_fields_synced = digest
         session.add(row)
-        if _behind(runtime, row):
+        if _behind_now(runtime, row):
             queue_effects(session, row.id or 0, (SYNC,))
         queue_effects(session, row.id or 0, (CARD,))  # the card shows the key now
     latency = (utcnow() - ticket.first_event_at).total_seconds()
@@ -172,15 +177,14 @@ def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
     """Bring the issue to the ticket as it is now: fields, then assignee, then status; each only where it differs
     from what this job's predecessors brought over."""
     ticket = load(runtime, ticket_id_of(ctx))
-    key = require(runtime, ctx, ticket.jira_key, JobKind.JIRA_CREATE, f"the Jira issue of ticket {ticket.id}")
-    force = _forced(ctx.job.payload)
-    view = shown(runtime, ticket)
+    key = require(ticket.jira_key, JobKind.JIRA_CREATE, f"the Jira issue of ticket {ticket.id}")
     said: list[str] = []
     refusals: list[tuple[str, str]] = []
     brought: dict[str, str | None] = {}  # marker column -> what the issue shows now, for the parts this job did
 
-    fields, labels, digest = _fields(runtime, view)
-    if "fields" in force or digest != ticket.jira_fields_synced:
+    fields, labels, digest = _fields(runtime, shown(runtime, ticket))
+    todo = _forced(ctx.job.payload) | _behind(ticket, digest)
+    if "fields" in todo:
         brought["jira_fields_synced"] = digest
         try:
             runtime.jira.update(key, fields, labels)
@@ -191,14 +195,14 @@ def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
             refusals.append(("fields", f"Jira refused to update {key}'s fields ({_why(problem)})."))
 
     deferred = False
-    if "assignee" in force or (ticket.assignee or "") != ticket.jira_assignee_synced:
+    if "assignee" in todo:
         assignee = _assign(runtime, key, ticket.assignee or "", said)
         deferred = assignee is None
         if not deferred:
             brought["jira_assignee_synced"] = assignee
 
     state = TicketState(ticket.state)
-    if "status" in force or state.value != ticket.jira_status_synced:
+    if "status" in todo:
         brought["jira_status_synced"] = state.value
         try:
             if _move(runtime, key, state):
@@ -221,7 +225,7 @@ def jira_sync(runtime: Runtime, ctx: JobContext) -> None:
             unchanged = getattr(row, column) == getattr(ticket, column)
             setattr(row, column, value if unchanged else None)
         session.add(row)
-        if deferred or _behind(runtime, row):
+        if deferred or _behind_now(runtime, row):
             # Something is still to bring over: the assignee waiting for Slack, or a change made meanwhile.
             queue.enqueue(
                 session,
@@ -288,7 +292,7 @@ def _move(runtime: Runtime, key: str, state: TicketState) -> bool:
 
 def jira_comment(runtime: Runtime, ctx: JobContext) -> None:
     ticket = load(runtime, ticket_id_of(ctx))
-    key = require(runtime, ctx, ticket.jira_key, JobKind.JIRA_CREATE, f"the Jira issue of ticket {ticket.id}")
+    key = require(ticket.jira_key, JobKind.JIRA_CREATE, f"the Jira issue of ticket {ticket.id}")
     marker = f"job-{ctx.job.id}"
     if ctx.job.attempts > 1 and runtime.jira.has_comment(key, marker):
         return
@@ -309,7 +313,7 @@ def jira_comment(runtime: Runtime, ctx: JobContext) -> None:
 def jira_attach(runtime: Runtime, ctx: JobContext) -> None:
     """One file a customer attached, onto the Jira issue; the stored copy is dropped once it is there."""
     ticket = load(runtime, ticket_id_of(ctx))
-    key = require(runtime, ctx, ticket.jira_key, JobKind.JIRA_CREATE, f"the Jira issue of ticket {ticket.id}")
+    key = require(ticket.jira_key, JobKind.JIRA_CREATE, f"the Jira issue of ticket {ticket.id}")
     payload = ctx.job.payload
     with transaction(runtime.engine) as session:
         # By its name (unique within its report), or by its id in jobs queued before version 0.2.

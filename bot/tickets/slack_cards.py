@@ -149,7 +149,7 @@ def slack_note(runtime: Runtime, ctx: JobContext) -> None:
     """A line in the thread of the ticket's card: the original's, or with ``channel`` in the payload, the
     card in that channel (a reminder belongs where the people it mentions are)."""
     ticket = load(runtime, ticket_id_of(ctx))
-    thread = require(runtime, ctx, ticket.slack_ts, JobKind.SLACK_CARD, f"the card of ticket {ticket.id}")
+    thread = require(ticket.slack_ts, JobKind.SLACK_CARD, f"the card of ticket {ticket.id}")
     payload = ctx.job.payload
     channel = ticket.slack_channel
     wanted = payload.get("channel")

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from bot.clock import utcnow
 from bot.db.models import Ticket, TicketCard, TicketHistory
 from workflows.alerts import Alert, GroupNotification
+from workflows.escaping import without_nul
 from workflows.lifecycle import TicketSnapshot
 from workflows.plans import Opening
 from workflows.routing import dedup_label
@@ -121,7 +122,7 @@ def record(
     to_state = to_state.value if isinstance(to_state, TicketState) else to_state
     assert ticket.id is not None
     # Names come from outside (a Jira display name): no NUL (PostgreSQL refuses it), within the column.
-    actor, note = actor.replace("\x00", "")[:ACTOR_LIMIT], note.replace("\x00", "")
+    actor, note = without_nul(actor)[:ACTOR_LIMIT], without_nul(note)
     session.add(
         TicketHistory(ticket_id=ticket.id, actor=actor, via=via, note=note, from_state=from_state, to_state=to_state)
     )
