@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Dialect, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Dialect, Index, LargeBinary, SmallInteger, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Column, Field, SQLModel
@@ -57,6 +57,15 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         Index("ix_jobs_status_id", "status", "id"),  # claims walk pending jobs in id order
         Index("ix_jobs_lane_status_id", "lane", "status", "id"),  # "is an earlier job of this lane unfinished?"
+        # Claims walk only the pending jobs: the most urgent first, then the longest ready.
+        Index(
+            "ix_jobs_pending_claim",
+            "priority",
+            "run_after",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -64,6 +73,8 @@ class Job(SQLModel, table=True):
     kind: str = Field(max_length=64)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(Json, nullable=False))
     status: str = Field(default=JobStatus.PENDING, max_length=16)
+    # 0 (URGENT): opens a ticket, posts its first card or answers a person; 1: brings a known ticket up to date.
+    priority: int = Field(default=1, sa_column=Column(SmallInteger, nullable=False, server_default="1"))
     attempts: int = 0
     run_after: datetime = Field(default_factory=utcnow)
     locked_by: str | None = Field(default=None, max_length=128)

@@ -24,6 +24,8 @@ from bot.db.engine import transaction
 from bot.db.models import InboundEvent, Job, JobStatus
 
 ERROR_LIMIT = 4000
+URGENT = 0  # opens a ticket, posts its first card, answers a person: never waits behind routine work
+ROUTINE = 1  # brings a known ticket up to date
 # A job in one of these states keeps the later jobs of its lane waiting.
 HOLDING = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.DEAD)
 
@@ -40,6 +42,7 @@ def enqueue(
     payload: dict[str, Any] | None = None,
     delay: float = 0.0,
     coalesce: bool = False,
+    priority: int = ROUTINE,
 ) -> Job | None:
     """Add a job in the caller's transaction. With ``coalesce``, skip it when the lane already has a
     pending job of the same kind (jobs that render from current state need only one pending copy)."""
@@ -64,13 +67,15 @@ def enqueue(
         lane=lane,
         payload=payload or {},
         run_after=utcnow() + timedelta(seconds=delay),
+        priority=priority,
     )
     session.add(job)
     return job
 
 
-def claim(engine: Engine, worker_id: str, lease_seconds: float) -> Job | None:
-    """Take the oldest runnable job whose lane is free, or None."""
+def claim(engine: Engine, worker_id: str, lease_seconds: float, skip_lanes: Sequence[str] = ()) -> Job | None:
+    """Take the most urgent runnable job whose lane is free (the longest ready first), or None. ``skip_lanes``:
+    lane prefixes not to take now (``jira:`` while Jira asked everyone to wait)."""
     now = utcnow()
     earlier = aliased(Job)
     blocked = exists().where(
@@ -83,7 +88,8 @@ def claim(engine: Engine, worker_id: str, lease_seconds: float) -> Job | None:
     query = (
         select(Job)
         .where(col(Job.status) == JobStatus.PENDING, col(Job.run_after) <= now, ~blocked)
-        .order_by(col(Job.id))
+        .where(*(~col(Job.lane).startswith(prefix, autoescape=True) for prefix in skip_lanes))
+        .order_by(col(Job.priority), col(Job.run_after), col(Job.id))
         .limit(1)
     )
     with transaction(engine) as session:
@@ -107,6 +113,34 @@ def claim(engine: Engine, worker_id: str, lease_seconds: float) -> Job | None:
         session.refresh(job)
         session.expunge(job)
         return job
+
+
+def followers(session: Session, job: Job, limit: int) -> list[Job]:
+    """The pending jobs of ``job``'s lane and kind queued right after it (none of another kind in between), for a
+    handler that applies them together with ``job`` in one transaction (``complete_followers`` marks them done
+    there). Nobody else can claim them meanwhile: ``job`` is running, and it holds their lane."""
+    later = session.exec(
+        select(Job)
+        .where(col(Job.lane) == job.lane, col(Job.id) > job.id, col(Job.status).in_(HOLDING))
+        .order_by(col(Job.id))
+        .limit(limit)
+        .with_for_update()
+    ).all()
+    run: list[Job] = []
+    for other in later:
+        if other.kind != job.kind or other.status != JobStatus.PENDING:
+            break
+        run.append(other)
+    return run
+
+
+def complete_followers(session: Session, jobs: Sequence[Job]) -> None:
+    if jobs:
+        session.execute(
+            update(Job)
+            .where(col(Job.id).in_([j.id for j in jobs]), col(Job.status) == JobStatus.PENDING)
+            .values(status=JobStatus.DONE, finished_at=utcnow(), attempts=Job.attempts + 1)
+        )
 
 
 def _fenced(session: Session, job: Job, worker_id: str, **values: Any) -> None:
