@@ -47,6 +47,17 @@ TICKET_LATENCY = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 
+ALERT_BATCH = Histogram(
+    "triage_alert_batch_notifications",
+    "Notifications of one alert group applied together in one transaction",
+    buckets=(1, 2, 5, 10, 20, 50, 100),
+)
+INTAKE_BATCH = Histogram(
+    "triage_intake_batch_requests",
+    "Inbound requests stored together in one commit (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+
 
 @contextmanager
 def outside_call(system: str, operation: str) -> Iterator[None]:

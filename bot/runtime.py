@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
 from bot.clients.jira import JiraGateway
 from bot.clients.slack import SlackGateway
 from bot.db.engine import make_engine
+from bot.db.group_commit import GroupCommit
 from bot.mail.mailer import Mailer, MailTemplates, load_templates
 from bot.settings import Settings
 from workflows.policy import Policy, load_policy
@@ -23,6 +24,10 @@ class Runtime:
     slack: SlackGateway
     mail_templates: MailTemplates
     mailer: Mailer | None = None  # None: no e-mail (no SMTP server; the sandbox sets its catcher's at start)
+    intake: GroupCommit = field(init=False)  # inbound requests stored together, one commit per batch
+
+    def __post_init__(self) -> None:
+        self.intake = GroupCommit(self.engine)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

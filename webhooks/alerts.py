@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlmodel import Session
 
 from bot.clock import utcnow
-from bot.db.engine import transaction
 from bot.db.models import InboundEvent
 from bot.jobs import queue
 from bot.metrics import ALERTS_RECEIVED, NOTIFICATIONS_RECEIVED
 from bot.runtime import Runtime
 from bot.tickets.alerts import KIND, lane_for
+from bot.tickets.store import is_open
 from webhooks.auth import check_grafana_signature, require_token
 from webhooks.deps import PoolDep, RuntimeDep
 from webhooks.errors import Refusal, jsonable_errors
@@ -31,16 +32,25 @@ from workflows.alerts import GroupNotification, Source, notification_from
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 
-def persist(runtime: Runtime, source: Source, body: str, note: GroupNotification) -> int:
-    """The event and its job in one transaction: once this returns, nothing of it can be lost."""
+def storing(source: Source, body: str, note: GroupNotification) -> Callable[[Session], int]:
+    """The write that stores the event with its job (committed together with other requests' writes: once it is
+    committed, nothing of it can be lost). A group with no open ticket is news: its job goes before the repeats
+    of known problems."""
     received_at = utcnow()
-    with transaction(runtime.engine) as session:
+
+    def write(session: Session) -> int:
         event = InboundEvent(source=source.value, body=body, received_at=received_at)
         session.add(event)
         session.flush()
         assert event.id is not None
-        queue.enqueue(session, kind=KIND, lane=lane_for(note.dedup_key), payload={"event_id": event.id})
+        known = is_open(session, note.dedup_key)
+        priority = queue.ROUTINE if known else queue.URGENT
+        queue.enqueue(
+            session, kind=KIND, lane=lane_for(note.dedup_key), payload={"event_id": event.id}, priority=priority
+        )
         return event.id
+
+    return write
 
 
 async def _accept(
@@ -50,7 +60,7 @@ async def _accept(
         note = notification_from(source, data)
     except ValidationError as exc:
         raise Refusal(422, "invalid_payload", jsonable_errors(exc.errors())) from None
-    await run_in_threadpool(persist, runtime, source, raw.decode(), note)
+    await runtime.intake.write(storing(source, raw.decode(), note))
     NOTIFICATIONS_RECEIVED.labels(source.value).inc()
     ALERTS_RECEIVED.labels(source.value).inc(max(1, len(note.alerts)))
     if pool is not None:

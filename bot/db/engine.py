@@ -3,6 +3,8 @@ instead of failing; PostgreSQL gets a pool. No engine is built at import time.""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=pool_size, max_overflow=pool_size
         )
-        _SQLITE_WRITERS[engine] = threading.Lock()
+        _SQLITE_WRITERS[engine] = _SqliteWriter(database if database and database != ":memory:" else None)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -47,12 +49,46 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-# SQLite has one writer at a time. Threads of this process queue on a lock, in order, instead of each
-# polling the database's busy handler (which sleeps in steps of up to 100 ms: a long tail under load).
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+# SQLite has one writer at a time. Writers queue on a lock, in order, instead of each polling the database's
+# busy handler (which sleeps in steps of up to 100 ms: a long tail under load): a thread lock within a process,
+# and an advisory lock on a file beside the database across processes (the server and its worker processes).
+class _SqliteWriter:
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = f"{database}.writer-lock" if database else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        if self._path is None:
+            return None
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+        return self._fd
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
-def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, _SqliteWriter] = weakref.WeakKeyDictionary()
+
+
+def writer(engine: Engine) -> AbstractContextManager[object]:
+    """Held around a write transaction: SQLite's writers queue here (PostgreSQL needs nothing)."""
     lock = _SQLITE_WRITERS.get(engine)
     return lock if lock is not None else nullcontext()
 
@@ -72,7 +108,7 @@ def reading(engine: Engine) -> Iterator[Session]:
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any error."""
-    with _writer_lock(engine), Session(engine, expire_on_commit=False) as session:
+    with writer(engine), Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -22,7 +22,7 @@ def open_ticket(session: Session, settings: Settings, ticket: Ticket, plan: Plan
     assert ticket.id is not None
     for entry in plan.history:
         record(session, ticket, actor=entry.actor, via=entry.via, note=entry.note, to_state=entry.to)
-    _queue(session, settings, ticket, plan)
+    _queue(session, settings, ticket, plan, opening=True)
     return ticket.id
 
 
@@ -51,9 +51,9 @@ def apply(session: Session, settings: Settings, ticket: Ticket, plan: Plan) -> N
     _queue(session, settings, ticket, plan)
 
 
-def _queue(session: Session, settings: Settings, ticket: Ticket, plan: Plan) -> None:
+def _queue(session: Session, settings: Settings, ticket: Ticket, plan: Plan, *, opening: bool = False) -> None:
     assert ticket.id is not None
     for effect in plan.effects:
         if effect.kind is EffectKind.MAIL_SEND and ticket.customer_email:
             send_mail(session, settings, ticket, str(effect.payload["kind"]), dict(effect.payload["context"]))
-    queue_effects(session, ticket.id, [e for e in plan.effects if e.kind is not EffectKind.MAIL_SEND])
+    queue_effects(session, ticket.id, [e for e in plan.effects if e.kind is not EffectKind.MAIL_SEND], opening=opening)

@@ -75,7 +75,11 @@ def tell(session: Session, channel: str, user: str, words: str) -> None:
     """Queue an ephemeral message (our own mrkdwn; quote outside text escaped): only ``user`` sees it. Each has
     a lane of its own: one that cannot be sent holds up no other."""
     queue.enqueue(
-        session, kind=EPHEMERAL, lane=own_lane(EPHEMERAL), payload={"channel": channel, "user": user, "text": words}
+        session,
+        kind=EPHEMERAL,
+        lane=own_lane(EPHEMERAL),
+        payload={"channel": channel, "user": user, "text": words},
+        priority=queue.URGENT,  # a person is looking
     )
 
 

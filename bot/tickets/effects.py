@@ -20,9 +20,12 @@ from bot.tickets.store import view
 from workflows.effects import RECONCILED, Effect, EffectKind, raw_note
 from workflows.tickets import TicketView
 
+OPENS = frozenset({EffectKind.JIRA_CREATE, EffectKind.SLACK_CARD})  # a new ticket's issue and first card
 
-def queue_effects(session: Session, ticket_id: int, effects: Iterable[Effect]) -> None:
-    """Queue ``effects`` in the caller's transaction, each in the ticket's lane for its system."""
+
+def queue_effects(session: Session, ticket_id: int, effects: Iterable[Effect], *, opening: bool = False) -> None:
+    """Queue ``effects`` in the caller's transaction, each in the ticket's lane for its system. ``opening``: the
+    ticket is new, and its issue and first card go before any update of a known ticket."""
     for effect in effects:
         queue.enqueue(
             session,
@@ -30,6 +33,7 @@ def queue_effects(session: Session, ticket_id: int, effects: Iterable[Effect]) -
             lane=system_lane(effect.system, ticket_id),
             payload=effect.payload,
             coalesce=effect.kind in RECONCILED,
+            priority=queue.URGENT if opening and effect.kind in OPENS else queue.ROUTINE,
         )
 
 

@@ -109,6 +109,7 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
         if since < settle:
             raise TryLater("an earlier create may have landed; waiting for Jira's search to show it", settle - since)
         key = runtime.jira.find_by_label(project, view.dedup_label)
+    adopted = key is not None
     fields, labels, digest = _fields(runtime, view)
     if key is None:
         record_attempt(runtime, ticket, "jira_create_attempts", "jira_create_attempted_at")
@@ -139,11 +140,12 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
         assert row is not None
         row.jira_key = key
         row.jira_created_at = utcnow()
-        # What the new issue already shows; anything the ticket moved on to meanwhile is one sync away.
+        # What the new issue already shows; anything the ticket moved on to meanwhile is one sync away. An issue
+        # found after a lost answer shows what the ticket was at that attempt, not now: nothing is known of it.
         state = TicketState(ticket.state)
-        row.jira_status_synced = state.value if state in CREATED_AS else None
-        row.jira_assignee_synced = ""
-        row.jira_fields_synced = digest
+        row.jira_status_synced = state.value if state in CREATED_AS and not adopted else None
+        row.jira_assignee_synced = "" if not adopted else None
+        row.jira_fields_synced = digest if not adopted else None
         session.add(row)
         if _behind_now(runtime, row):
             queue_effects(session, row.id or 0, (SYNC,))

@@ -36,6 +36,12 @@ def latest_for(session: Session, dedup_key: str) -> Ticket | None:
     return session.exec(query).first()
 
 
+def is_open(session: Session, dedup_key: str) -> bool:
+    """Whether the problem has a ticket that is not closed (a read: no lock)."""
+    query = select(Ticket.id).where(Ticket.dedup_hash == dedup_hash(dedup_key), col(Ticket.state) != TicketState.CLOSED)
+    return session.exec(query.limit(1)).first() is not None
+
+
 def opened_by_hand(
     dedup_key: str,
     source: str,

@@ -22,7 +22,8 @@ def persist(runtime: Runtime, body: dict[str, Any], delivery: str, kind: str, la
             session.add(event)
             session.flush()
             lane = lane or new_ticket_lane(event.id or 0)  # a submission that opens a ticket
-            queue.enqueue(session, kind=kind, lane=lane, payload={"event_id": event.id})
+            # A person clicked or typed and is waiting to see it work.
+            queue.enqueue(session, kind=kind, lane=lane, payload={"event_id": event.id}, priority=queue.URGENT)
         return True
     except IntegrityError:
         return False
