@@ -150,6 +150,16 @@ def test_storm_with_sigkill_mid_storm(make_bot: Any, emulators: Emulators, datab
     assert len(kills) == 2
     queue_drained(database_url, timeout=300)
     assert_exactly_once(emulators, database_url, posts, lost_answers=len(kills) * SENDERS)
+    # The kills landed among batches: notifications applied as followers of another's claim, in its transaction.
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            followers = conn.execute(
+                text("SELECT count(*) FROM jobs WHERE kind = 'alert.process' AND locked_by IS NULL")
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert (followers or 0) > 0
 
 
 def test_storm_with_jira_503_then_429(bot: BotProcess, emulators: Emulators, database_url: str) -> None:

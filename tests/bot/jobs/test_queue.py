@@ -187,3 +187,57 @@ def test_purge_forgets_old_finished_jobs_and_events_only(engine: Any) -> None:
     with Session(engine) as session:
         assert sorted(j.id for j in session.exec(select(Job))) == sorted([recent, pending])  # type: ignore[type-var]
         assert len(list(session.exec(select(InboundEvent)))) == 1
+
+
+def _add_urgent(engine: Any, lane: str) -> int | None:
+    with transaction(engine) as session:
+        job = queue.enqueue(session, kind="k", lane=lane, priority=queue.URGENT)
+        session.flush()
+        return job.id if job else None
+
+
+def test_urgent_work_is_claimed_before_a_backlog_of_routine_work_but_never_out_of_its_lane(engine: Any) -> None:
+    backlog = [_add(engine, f"old:{n}") for n in range(20)]
+    held = _add(engine, "busy")  # a routine job whose lane then gets urgent work behind it
+    behind = _add_urgent(engine, "busy")
+    news = _add_urgent(engine, "new:1")
+    first = queue.claim(engine, "w", 30)
+    assert first is not None and first.id == news  # before the twenty routine jobs queued earlier
+    second = queue.claim(engine, "w", 30)
+    assert second is not None and second.id == backlog[0]  # `behind` is urgent, but its lane's head comes first
+    claimed = [queue.claim(engine, "w", 30) for _ in range(20)]
+    ids = [job.id for job in claimed if job is not None]
+    assert held in ids and behind not in ids  # held is running now: the urgent job behind it waits
+    assert ids.index(held) == 19  # routine work keeps its order: held was queued after the backlog
+
+
+def test_claims_skip_the_lanes_of_a_system_that_asked_to_wait(engine: Any) -> None:
+    jira, slack = _add(engine, "jira:1"), _add(engine, "slack:1")
+    claimed = queue.claim(engine, "w", 30, skip_lanes=("jira:",))
+    assert claimed is not None and claimed.id == slack
+    assert queue.claim(engine, "w", 30, skip_lanes=("jira:",)) is None
+    again = queue.claim(engine, "w", 30)
+    assert again is not None and again.id == jira
+
+
+def test_followers_are_the_pending_jobs_of_the_same_kind_right_behind_a_running_job(engine: Any) -> None:
+    head, f1, f2 = (
+        _add(engine, "g", "alert.process"),
+        _add(engine, "g", "alert.process"),
+        _add(engine, "g", "alert.process"),
+    )
+    other = _add(engine, "g", "slack.card")
+    late = _add(engine, "g", "alert.process")  # behind a job of another kind: not a follower
+    job = queue.claim(engine, "w", 30)
+    assert job is not None and job.id == head
+    with transaction(engine) as session:
+        followers = queue.followers(session, job, 10)
+        assert [f.id for f in followers] == [f1, f2]
+        assert [f.id for f in queue.followers(session, job, 1)] == [f1]
+        queue.complete_followers(session, followers)
+        queue.complete(session, job, "w")
+    with Session(engine) as session:
+        status = {j.id: j.status for j in session.exec(select(Job))}
+    assert [status[i] for i in (head, f1, f2, other, late)] == ["done", "done", "done", "pending", "pending"]
+    nxt = queue.claim(engine, "w", 30)
+    assert nxt is not None and nxt.id == other
