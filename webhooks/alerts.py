@@ -7,6 +7,7 @@ the notification from the event with the same parser used here.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy import insert
 from sqlmodel import Session
 
 from bot.clock import utcnow
@@ -32,6 +34,28 @@ from workflows.alerts import GroupNotification, Source, notification_from
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 
+class _RecentlyOpen:
+    """Groups seen with an open ticket in the last ``seconds``: their repeats skip the lookup. Only a job's priority
+    rides on it, never what the job does: a group closed meanwhile is at worst news queued as routine, briefly."""
+
+    def __init__(self, seconds: float = 10.0, size: int = 10_000) -> None:
+        self.seconds, self.size = seconds, size
+        self._seen: dict[str, float] = {}
+
+    def known(self, dedup_key: str) -> bool:
+        seen = self._seen.get(dedup_key)
+        return seen is not None and time.monotonic() - seen < self.seconds
+
+    def remember(self, dedup_key: str) -> None:
+        if len(self._seen) >= self.size:
+            self._seen.clear()
+        self._seen[dedup_key] = time.monotonic()
+
+
+OPEN = _RecentlyOpen()
+_STORE_EVENT = insert(InboundEvent.__table__).returning(InboundEvent.__table__.c.id)  # type: ignore[attr-defined]
+
+
 def storing(source: Source, body: str, note: GroupNotification) -> Callable[[Session], int]:
     """The write that stores the event with its job (committed together with other requests' writes: once it is
     committed, nothing of it can be lost). A group with no open ticket is news: its job goes before the repeats
@@ -39,16 +63,14 @@ def storing(source: Source, body: str, note: GroupNotification) -> Callable[[Ses
     received_at = utcnow()
 
     def write(session: Session) -> int:
-        event = InboundEvent(source=source.value, body=body, received_at=received_at)
-        session.add(event)
-        session.flush()
-        assert event.id is not None
-        known = is_open(session, note.dedup_key)
+        row = {"source": source.value, "body": body, "received_at": received_at}
+        event_id = session.connection().execute(_STORE_EVENT, row).scalar_one()
+        known = OPEN.known(note.dedup_key) or is_open(session, note.dedup_key)
+        if known:
+            OPEN.remember(note.dedup_key)
         priority = queue.ROUTINE if known else queue.URGENT
-        queue.enqueue(
-            session, kind=KIND, lane=lane_for(note.dedup_key), payload={"event_id": event.id}, priority=priority
-        )
-        return event.id
+        queue.push(session, kind=KIND, lane=lane_for(note.dedup_key), payload={"event_id": event_id}, priority=priority)
+        return int(event_id)
 
     return write
 

@@ -27,7 +27,13 @@ class Source(StrEnum):
 
 
 class _Wire(BaseModel):
+    """A part of a payload (cleaned by the envelope it came in)."""
+
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class _Envelope(_Wire):
+    """A whole payload: NUL characters dropped once, here, for every part inside it."""
 
     @model_validator(mode="before")
     @classmethod
@@ -45,7 +51,7 @@ class WireAlert(_Wire):
     fingerprint: str = ""
 
 
-class _GroupData(_Wire):
+class _GroupData(_Envelope):
     """Alertmanager's template ``Data`` plus the webhook envelope: what both Alertmanager and Grafana send."""
 
     groupKey: str = Field(min_length=1, max_length=4096)
@@ -99,7 +105,7 @@ class EventPayload(_Wire):
     custom_details: dict[str, Any] | None = None
 
 
-class Event(_Wire):
+class Event(_Envelope):
     """A PagerDuty Events API v2 event."""
 
     routing_key: str = Field(min_length=1, max_length=255)

@@ -6,6 +6,8 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.clock import utcnow
@@ -36,10 +38,17 @@ def latest_for(session: Session, dedup_key: str) -> Ticket | None:
     return session.exec(query).first()
 
 
+_TICKETS = Ticket.__table__  # type: ignore[attr-defined]
+_IS_OPEN = (
+    sa_select(_TICKETS.c.id)
+    .where(_TICKETS.c.dedup_hash == bindparam("hash"), _TICKETS.c.state != TicketState.CLOSED.value)
+    .limit(1)
+)
+
+
 def is_open(session: Session, dedup_key: str) -> bool:
-    """Whether the problem has a ticket that is not closed (a read: no lock)."""
-    query = select(Ticket.id).where(Ticket.dedup_hash == dedup_hash(dedup_key), col(Ticket.state) != TicketState.CLOSED)
-    return session.exec(query.limit(1)).first() is not None
+    """Whether the problem has a ticket that is not closed (a read, without a lock, on the intake's hot path)."""
+    return session.connection().execute(_IS_OPEN, {"hash": dedup_hash(dedup_key)}).first() is not None
 
 
 def opened_by_hand(
