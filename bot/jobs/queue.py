@@ -244,16 +244,30 @@ def drop(engine: Engine, job_id: int) -> bool:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def purge(engine: Engine, *, done_jobs_older_than: timedelta, events_older_than: timedelta) -> tuple[int, int]:
-    """Forget finished jobs and old inbound events (their tickets and history stay)."""
-    with transaction(engine) as session:
-        jobs = session.execute(
-            delete(Job).where(col(Job.status) == JobStatus.DONE, col(Job.finished_at) < utcnow() - done_jobs_older_than)
-        )
-        events = session.execute(
-            delete(InboundEvent).where(col(InboundEvent.received_at) < utcnow() - events_older_than)
-        )
-        return int(jobs.rowcount), int(events.rowcount)  # type: ignore[attr-defined]
+PURGE_BATCH = 1000
+
+
+def purge(
+    engine: Engine, *, done_jobs_older_than: timedelta, events_older_than: timedelta, batch: int = PURGE_BATCH
+) -> tuple[int, int]:
+    """Forget finished jobs and old inbound events (their tickets and history stay), ``batch`` rows per
+    transaction: a week of a storm's jobs goes without holding the table (or SQLite's one writer) for long."""
+    finished = and_(col(Job.status) == JobStatus.DONE, col(Job.finished_at) < utcnow() - done_jobs_older_than)
+    jobs = _delete_in_batches(engine, Job, finished, batch)
+    old = col(InboundEvent.received_at) < utcnow() - events_older_than
+    events = _delete_in_batches(engine, InboundEvent, old, batch)
+    return jobs, events
+
+
+def _delete_in_batches(engine: Engine, table: type[Job] | type[InboundEvent], where: Any, batch: int) -> int:
+    deleted = 0
+    while True:
+        with transaction(engine) as session:
+            ids = select(table.id).where(where).order_by(col(table.id)).limit(batch).scalar_subquery()
+            count = int(session.execute(delete(table).where(col(table.id).in_(ids))).rowcount)  # type: ignore[attr-defined]
+        deleted += count
+        if count < batch:
+            return deleted
 
 
 @dataclass(frozen=True)

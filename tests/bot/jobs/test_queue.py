@@ -241,3 +241,23 @@ def test_followers_are_the_pending_jobs_of_the_same_kind_right_behind_a_running_
     assert [status[i] for i in (head, f1, f2, other, late)] == ["done", "done", "done", "pending", "pending"]
     nxt = queue.claim(engine, "w", 30)
     assert nxt is not None and nxt.id == other
+
+
+def test_purge_goes_in_batches_and_leaves_the_rest(engine: Any) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from bot.clock import utcnow
+
+    with transaction(engine) as session:
+        for n in range(25):
+            queue.enqueue(session, kind="k", lane=f"p:{n}")
+    with transaction(engine) as session:
+        session.execute(update(Job).values(status=JobStatus.DONE, finished_at=utcnow() - timedelta(days=8)))
+        queue.enqueue(session, kind="k", lane="keep")  # pending: never purged
+    assert queue.purge(
+        engine, done_jobs_older_than=timedelta(days=7), events_older_than=timedelta(days=30), batch=7
+    ) == (25, 0)
+    with Session(engine) as session:
+        assert [j.lane for j in session.exec(select(Job))] == ["keep"]
