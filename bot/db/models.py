@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Dialect, Index, LargeBinary, SmallInteger, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Dialect, Index, LargeBinary, SmallInteger, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Column, Field, SQLModel
@@ -55,17 +55,10 @@ class Job(SQLModel, table=True):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        Index("ix_jobs_status_id", "status", "id"),  # claims walk pending jobs in id order
         Index("ix_jobs_lane_status_id", "lane", "status", "id"),  # "is an earlier job of this lane unfinished?"
-        # Claims walk only the pending jobs: the most urgent first, then the longest ready.
-        Index(
-            "ix_jobs_pending_claim",
-            "priority",
-            "run_after",
-            "id",
-            postgresql_where=text("status = 'pending'"),
-            sqlite_where=text("status = 'pending'"),
-        ),
+        # Claims walk the pending jobs in the order they are taken (the most urgent, then the longest ready) and
+        # stop at the first whose lane is free: no sort, however long the backlog. Also "jobs by status".
+        Index("ix_jobs_claim_order", "status", "priority", "run_after", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,5 +1,6 @@
 """Jobs get a priority (0: opens a ticket or answers a person; 1: brings an existing ticket up to date), and
-claims walk only the pending jobs, in priority order, through a partial index.
+claims walk the pending jobs in the order they are taken (priority, then the longest ready) through an index
+that starts with the status, so a claim stops at the first free job however long the backlog.
 
 Revision ID: 0009
 Revises: 0008
@@ -16,23 +17,15 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-PENDING = sa.text("status = 'pending'")
-
-
 def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("priority", sa.SmallInteger(), nullable=False, server_default="1"))
-    op.create_index(
-        "ix_jobs_pending_claim",
-        "jobs",
-        ["priority", "run_after", "id"],
-        unique=False,
-        postgresql_where=PENDING,
-        sqlite_where=PENDING,
-    )
+        batch_op.drop_index("ix_jobs_status_id")
+        batch_op.create_index("ix_jobs_claim_order", ["status", "priority", "run_after", "id"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_jobs_pending_claim", table_name="jobs")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_jobs_claim_order")
+        batch_op.create_index("ix_jobs_status_id", ["status", "id"], unique=False)
         batch_op.drop_column("priority")
