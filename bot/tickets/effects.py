@@ -83,12 +83,25 @@ def shown(runtime: Runtime, ticket: Ticket) -> TicketView:
     return view(ticket, runtime.jira.browse_url(ticket.jira_key) if ticket.jira_key else None)
 
 
-def record_attempt(runtime: Runtime, ticket: Ticket, counter: str, stamp: str | None = None) -> None:
-    """Commit the intent before a non-idempotent call, so that a retry knows to look before acting."""
+def record_attempt(
+    runtime: Runtime, ticket: Ticket, counter: str, stamp: str | None = None, *, only: bool = False
+) -> None:
+    """Commit the intent before a non-idempotent call, so that a retry knows to look before acting. ``only``: a
+    look found nothing, so the earlier attempts did not land and this is the only one that may."""
     with transaction(runtime.engine) as session:
         row = session.get(Ticket, ticket.id)
         assert row is not None
-        setattr(row, counter, getattr(row, counter) + 1)
+        setattr(row, counter, 1 if only else getattr(row, counter) + 1)
         if stamp:
             setattr(row, stamp, utcnow())
+        session.add(row)
+
+
+def forget_attempt(runtime: Runtime, ticket: Ticket, counter: str) -> None:
+    """The attempt just recorded certainly did not land (refused unprocessed: a 429, a connection never made):
+    the retry need not look for it first (a search per retry is what starves a rate-limited Jira)."""
+    with transaction(runtime.engine) as session:
+        row = session.get(Ticket, ticket.id)
+        assert row is not None
+        setattr(row, counter, max(0, getattr(row, counter) - 1))
         session.add(row)

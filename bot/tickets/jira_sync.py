@@ -20,6 +20,8 @@ import json
 import logging
 from typing import Any
 
+import requests
+import urllib3
 from jira.exceptions import JIRAError
 from sqlmodel import select
 
@@ -34,7 +36,17 @@ from bot.jobs.worker import JobContext
 from bot.metrics import REFUSALS, TICKET_LATENCY, TICKETS_CREATED, TICKETS_UPDATED
 from bot.runtime import Runtime
 from bot.tickets import people
-from bot.tickets.effects import load, queue_effects, record_attempt, refused, require, say, shown, ticket_id_of
+from bot.tickets.effects import (
+    forget_attempt,
+    load,
+    queue_effects,
+    record_attempt,
+    refused,
+    require,
+    say,
+    shown,
+    ticket_id_of,
+)
 from workflows import tickets
 from workflows.effects import CARD, SYNC
 from workflows.escaping import slack_text
@@ -83,6 +95,14 @@ def _behind_now(runtime: Runtime, row: Ticket) -> bool:
     return bool(_behind(row, _fields(runtime, shown(runtime, row))[2]))
 
 
+def _never_connected(problem: requests.exceptions.ConnectionError) -> bool:
+    """The request never reached Jira (refused, unreachable, no connection in time): nothing can have landed."""
+    if isinstance(problem, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(problem.args[0], "reason", None) if problem.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
 def _refusable(problem: JIRAError) -> bool:
     """Jira said no in a way no retry changes (4xx other than 408/409/429)."""
     return not classify(problem).retryable
@@ -109,10 +129,11 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
         if since < settle:
             raise TryLater("an earlier create may have landed; waiting for Jira's search to show it", settle - since)
         key = runtime.jira.find_by_label(project, view.dedup_label)
-    adopted = key is not None
+    adopted = key is not None if ticket.jira_create_attempts > 0 else None  # None: there was nothing to look for
     fields, labels, digest = _fields(runtime, view)
     if key is None:
-        record_attempt(runtime, ticket, "jira_create_attempts", "jira_create_attempted_at")
+        # Looked and not found: the earlier attempts did not land, and only this one may.
+        record_attempt(runtime, ticket, "jira_create_attempts", "jira_create_attempted_at", only=adopted is False)
         fields = {
             "project": {"key": project},
             "issuetype": {"name": ticket.jira_issue_type or runtime.policy.jira.issue_type},
@@ -133,6 +154,12 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
                         f"{ctx.job.id}`.",
                     )
                 REFUSALS.labels("jira", "create").inc()
+            if classify(problem).rate_limited:
+                forget_attempt(runtime, ticket, "jira_create_attempts")
+            raise
+        except requests.exceptions.ConnectionError as problem:
+            if _never_connected(problem):
+                forget_attempt(runtime, ticket, "jira_create_attempts")
             raise
         TICKETS_CREATED.labels(ticket.source).inc()
     with ctx.final() as session:
