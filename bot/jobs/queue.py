@@ -20,7 +20,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.clock import utcnow
-from bot.db.engine import transaction
+from bot.db.engine import reading, transaction
 from bot.db.models import InboundEvent, Job, JobStatus
 
 ERROR_LIMIT = 4000
@@ -104,13 +104,15 @@ def claim(engine: Engine, worker_id: str, lease_seconds: float, skip_lanes: Sequ
         .order_by(col(Job.priority), col(Job.run_after), col(Job.id))
         .limit(1)
     )
+    expired = and_(col(Job.status) == JobStatus.RUNNING, col(Job.locked_until) < now)
+    if engine.dialect.name == "sqlite":
+        # SQLite has one writer: look first, without queueing for it, so that idle workers write nothing.
+        with reading(engine) as session:
+            if session.exec(query).first() is None and session.exec(select(Job.id).where(expired)).first() is None:
+                return None
     with transaction(engine) as session:
         # Jobs whose worker died: their lease ran out, so they are anyone's again (the old owner is fenced off).
-        session.execute(
-            update(Job)
-            .where(col(Job.status) == JobStatus.RUNNING, col(Job.locked_until) < now)
-            .values(status=JobStatus.PENDING, locked_until=None)
-        )
+        session.execute(update(Job).where(expired).values(status=JobStatus.PENDING, locked_until=None))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=Job)
         job = session.exec(query).first()
