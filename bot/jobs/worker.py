@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bot.clock import utcnow
 from bot.db.engine import transaction
 from bot.db.models import Job
 from bot.jobs import queue
-from bot.jobs.retry import classify, delay_for
-from bot.metrics import JOBS_FAILED, JOBS_FINISHED
+from bot.jobs.budget import LANES, Budget
+from bot.jobs.retry import SYSTEM, classify, delay_for
+from bot.metrics import JOBS_FAILED, JOBS_FINISHED, RATE_LIMITED
 from bot.settings import Settings
 
 log = logging.getLogger("triage.worker")
@@ -70,9 +72,12 @@ class WorkerPool:
         patient: frozenset[str] = frozenset(),
         holding: frozenset[str] | None = None,
         timers: tuple[Timer, ...] = (),
+        budget: Budget | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
+        # Each outside system's shared request budget: its pauses after a 429, and its optional steady pace.
+        self.budget = budget or Budget.from_settings(engine, settings)
         self.handlers = handlers
         self.patient = patient  # job kinds whose passing failures are retried for as long as they last
         # Job kinds whose failure for good holds their lane (kept as dead); any other is kept as refused and the
@@ -123,13 +128,23 @@ class WorkerPool:
         settings = self.settings
         while not self._stop.is_set():
             try:
-                job = queue.claim(self.engine, worker_id, settings.job_lease_seconds)
+                # A paused system's jobs are not claimed at all: its lanes wait, every other system's go on.
+                skip = self.budget.skip_lanes()
+                job = queue.claim(self.engine, worker_id, settings.job_lease_seconds, skip_lanes=skip)
+                wait = self.budget.pace(job.lane) if job is not None else 0.0
             except Exception:
                 log.exception("cannot claim jobs; the database may be down")
                 self._stop.wait(min(5.0, settings.job_poll_seconds * 10))
                 continue
             if job is None:
                 self._idle()
+                continue
+            if wait:
+                # Its system's steady pace has no free slot yet: give the job back unstarted, its attempt too.
+                try:
+                    queue.fail(self.engine, job, worker_id, "paced: waiting for a free slot", wait, count_attempt=False)
+                except Exception:
+                    log.exception("cannot give a paced job back; its lease will expire", extra={"job_id": job.id})
                 continue
             try:
                 self.run(job, worker_id)
@@ -167,6 +182,16 @@ class WorkerPool:
             rate_limited or job.kind in self.patient or job.attempts < self.settings.job_max_attempts
         )
         delay = delay_for(job.attempts, verdict) if retry else None
+        paused = False
+        if rate_limited:
+            RATE_LIMITED.labels(verdict.system or "other", verdict.scope or "lane").inc()
+            if verdict.scope == SYSTEM and verdict.system is not None and verdict.system in LANES:
+                # The whole system waits (every worker, every replica); this job runs again when the pause ends.
+                try:
+                    pause = self.budget.rate_limited(verdict.system, verdict.retry_after, verdict.reason)
+                    delay, paused = max(0.0, (pause.until - utcnow()).total_seconds()), True
+                except Exception:
+                    log.exception("cannot record the pause; this job alone waits", extra={"job_id": job.id})
         error = f"{type(exc).__name__}: {exc}"
         fields = {
             "job_id": job.id,
@@ -176,7 +201,9 @@ class WorkerPool:
             "error": error[:500],
             "retry_in": delay,
         }
-        if retry:
+        if paused:
+            log.debug("job waits for its system's pause to end", extra=fields)  # the pause itself is logged once
+        elif retry:
             log.warning("job failed; will retry", extra=fields)
         else:
             log.error("job failed for good; kept as dead or refused (triage-bot jobs)", extra=fields)
