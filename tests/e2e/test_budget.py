@@ -160,3 +160,25 @@ def test_without_retry_after_jiras_reset_time_is_when_jira_resumes(
     after = jira.requests()[seen:]
     assert after and all(r["time"] >= reset.timestamp() - 0.01 for r in after)
     assert len(_creates(after)) == 1 and len(issues(emulators)) == 1
+
+
+def test_a_slack_429_pauses_slack_while_jira_goes_on(make_bot: Any, emulators: Emulators, database_url: str) -> None:
+    bot: BotProcess = make_bot()
+    slack = emulators.slack
+    slack.set_fault(status=429, retry_after=4, count=1, methods={"chat.postMessage"})
+    with bot.client() as client:
+        post_alert(client, alertmanager_payload("S0"))
+        wait_until(lambda: any(r["status"] == 429 for r in slack.requests()), timeout=10, what="Slack's 429")
+        wait_until(lambda: _pause_end(database_url, "slack") is not None, timeout=10, what="the pause")
+        paused_until = _pause_end(database_url, "slack")
+        assert paused_until is not None
+        seen = len(slack.requests())
+        for name in ("S1", "S2"):
+            post_alert(client, alertmanager_payload(name))
+        wait_until(lambda: len(issues(emulators)) == 3, timeout=10, what="Jira issues during Slack's pause")
+        assert datetime.now(UTC) < paused_until, "the pause ended before the test could look; make it longer"
+        assert slack.requests()[seen:] == []
+        queue_drained(database_url, timeout=30)
+    after = slack.requests()[seen:]
+    assert after and all(r["at"] >= paused_until.timestamp() - 0.01 for r in after)
+    assert len(cards(emulators, OPS)) == 3 and not any(r["status"] == 429 for r in after)
