@@ -14,6 +14,7 @@ import math
 import random
 import smtplib
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +54,36 @@ class Verdict:
     system: str | None = None  # whose 429 it was: "jira" or "slack"
     scope: Scope | None = None  # for a 429: the whole system waits, or only this lane
     reason: str | None = None  # Jira's RateLimit-Reason, as sent
+
+
+_noticed = threading.local()
+
+
+def notice(verdict: Verdict) -> None:
+    """A client saw a 429 (every call passes here, whatever the handler then does with the error): the worker
+    running the job on this thread reports it to the system's budget when the job ends (take_noticed). Only the
+    latest per system is kept, so threads that run no jobs (the HTTP server's) hold at most one each."""
+    if verdict.rate_limited and verdict.system is not None:
+        seen: dict[str, Verdict] | None = getattr(_noticed, "seen", None)
+        if seen is None:
+            seen = _noticed.seen = {}
+        seen[verdict.system] = verdict
+
+
+def take_noticed() -> list[Verdict]:
+    """The 429s this thread's calls saw since the last look (the latest per system), forgotten as they are taken."""
+    seen: dict[str, Verdict] | None = getattr(_noticed, "seen", None)
+    if not seen:
+        return []
+    taken = list(seen.values())
+    seen.clear()
+    return taken
+
+
+def jira_response_seen(response: Any, *args: Any, **kwargs: Any) -> None:
+    """A requests response hook for the Jira client's session: notices every 429, whichever call it answered."""
+    if getattr(response, "status_code", None) == 429:
+        notice(_jira_429(_headers(response)))
 
 
 class PermanentError(Exception):

@@ -24,8 +24,8 @@ from bot.clock import utcnow
 from bot.db.engine import transaction
 from bot.db.models import Job
 from bot.jobs import queue
-from bot.jobs.budget import LANES, Budget
-from bot.jobs.retry import SYSTEM, classify, delay_for
+from bot.jobs.budget import LANES, Budget, Pause
+from bot.jobs.retry import SYSTEM, Verdict, classify, delay_for, take_noticed
 from bot.metrics import JOBS_FAILED, JOBS_FINISHED, RATE_LIMITED
 from bot.settings import Settings
 
@@ -152,6 +152,9 @@ class WorkerPool:
                 log.exception(
                     "job runner failed; the job's lease will expire and it will run again", extra={"job_id": job.id}
                 )
+            # 429s the job's calls met that did not fail it (a handler caught them): their system waits all the same.
+            for verdict in take_noticed():
+                self._rate_limited(verdict, job)
 
     def run(self, job: Job, worker_id: str) -> None:
         assert job.id is not None
@@ -182,16 +185,15 @@ class WorkerPool:
             rate_limited or job.kind in self.patient or job.attempts < self.settings.job_max_attempts
         )
         delay = delay_for(job.attempts, verdict) if retry else None
-        paused = False
-        if rate_limited:
-            RATE_LIMITED.labels(verdict.system or "other", verdict.scope or "lane").inc()
-            if verdict.scope == SYSTEM and verdict.system is not None and verdict.system in LANES:
-                # The whole system waits (every worker, every replica); this job runs again when the pause ends.
-                try:
-                    pause = self.budget.rate_limited(verdict.system, verdict.retry_after, verdict.reason)
-                    delay, paused = max(0.0, (pause.until - utcnow()).total_seconds()), True
-                except Exception:
-                    log.exception("cannot record the pause; this job alone waits", extra={"job_id": job.id})
+        # The 429s this job's calls met before it failed: those of the system that failed it are this failure's.
+        for other in take_noticed():
+            if not (rate_limited and other.system == verdict.system):
+                self._rate_limited(other, job)
+        pause = self._rate_limited(verdict, job) if rate_limited else None
+        paused = pause is not None
+        if pause is not None:
+            # The whole system waits (every worker, every replica); this job runs again when the pause ends.
+            delay = max(0.0, (pause.until - utcnow()).total_seconds())
         error = f"{type(exc).__name__}: {exc}"
         fields = {
             "job_id": job.id,
@@ -219,6 +221,18 @@ class WorkerPool:
             pass
         except Exception:
             log.exception("cannot record the failure; the lease will expire and the job run again")
+
+    def _rate_limited(self, verdict: Verdict, job: Job) -> Pause | None:
+        """Count a 429; when it was the whole system's, pause the system for everyone (None: only the lane waits,
+        or the pause could not be recorded and the job waits alone)."""
+        RATE_LIMITED.labels(verdict.system or "other", verdict.scope or "lane").inc()
+        if verdict.scope != SYSTEM or verdict.system is None or verdict.system not in LANES:
+            return None
+        try:
+            return self.budget.rate_limited(verdict.system, verdict.retry_after, verdict.reason)
+        except Exception:
+            log.exception("cannot record the pause; this job alone waits", extra={"job_id": job.id})
+            return None
 
     def _heartbeat(self) -> None:
         lease = self.settings.job_lease_seconds

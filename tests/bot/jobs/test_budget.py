@@ -11,6 +11,8 @@ import pytest
 import requests
 from jira.exceptions import JIRAError
 from requests.structures import CaseInsensitiveDict
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.slack_response import SlackResponse
 from sqlalchemy import update
 from sqlmodel import select
 
@@ -19,9 +21,11 @@ from bot.db.engine import reading, transaction
 from bot.db.models import Job, OutsideBudget
 from bot.jobs import queue
 from bot.jobs.budget import Budget, _aware
+from bot.jobs.retry import classify, jira_response_seen, notice
 from bot.jobs.worker import JobContext, WorkerPool
 from bot.metrics import PAUSED_SECONDS
 from bot.settings import Settings
+from tests.harness import wait_until
 
 
 def _budget(engine: Any, **rates: float) -> Budget:
@@ -182,3 +186,38 @@ def test_a_steady_pace_shared_by_every_process(engine: Any) -> None:
     with transaction(engine) as session:
         session.execute(update(OutsideBudget).values(next_slot=None))
     assert there.pace("jira:2") == 0.0
+
+
+def test_a_429_a_handler_caught_still_pauses_its_system(engine: Any) -> None:
+    """jira.sync asks Slack who the assignee is and, when Slack cannot say, leaves the assignee for later: the job
+    succeeds, but Slack's 429 must still pause Slack for everyone."""
+
+    def handler(_: JobContext) -> None:
+        response = requests.Response()
+        response.status_code = 429
+        response.headers = CaseInsensitiveDict({"Retry-After": "20", "RateLimit-Reason": "jira-quota-tenant-based"})
+        jira_response_seen(response)  # what the Jira client's session hook does with every answer
+        slack_429 = SlackResponse(
+            client=None,
+            http_verb="POST",
+            api_url="https://slack.com/api/users.info",
+            req_args={},
+            data={"ok": False, "error": "ratelimited"},
+            headers={"retry-after": "30"},
+            status_code=429,
+        )
+        notice(classify(SlackApiError("ratelimited", slack_429)))  # what the Slack client does with every error
+
+    budget = _budget(engine)
+    pool = WorkerPool(engine, Settings(), {"jira.sync": handler}, threads=1, budget=budget)
+    job_id = _add(engine, "jira:1", "jira.sync")
+    pool.start()
+    try:
+        wait_until(lambda: budget.skip_lanes() == ("jira:", "slack:", "slack.ephemeral:"), timeout=10, what="pauses")
+    finally:
+        pool.stop()
+    with reading(engine) as session:
+        stored = session.get(Job, job_id)
+        assert stored is not None and stored.status == "done"
+    assert _row(engine, "jira").reason == "jira-quota-tenant-based"
+    assert 29 <= (_aware(_row(engine, "slack").paused_until) - utcnow()).total_seconds() <= 30  # type: ignore[operator]
