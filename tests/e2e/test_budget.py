@@ -95,7 +95,9 @@ def test_a_jira_429_pauses_every_jira_lane_slack_goes_on_and_creates_go_first(
     assert len(creates) == 5 and len(issues(emulators)) == 7
     syncs = [r for key in old_keys for r in _updates(after, key)]
     assert len(syncs) == 2
-    # One line when Jira paused and one when it resumed, not one per job.
+    # One line when Jira paused and one when it resumed (said by the first worker to look after the end), not one
+    # per job.
+    wait_until(lambda: "outside system resumed" in bot.log_path.read_text(), timeout=5, what="the resume line")
     assert bot.log_path.read_text().count("outside system paused") == 1
     assert bot.log_path.read_text().count("outside system resumed") == 1
     # The budget went to the new problems first: every create (the refused one too) before any update of a known
