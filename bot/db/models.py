@@ -219,4 +219,7 @@ class OutsideBudget(SQLModel, table=True):
     paused_since: datetime | None = None  # set while a pause is on; cleared by whoever first sees it end
     reason: str | None = Field(default=None, max_length=64)  # why the last pause began (Jira's RateLimit-Reason)
     strikes: int = 0  # pauses in a row whose length the server did not state: our own backoff doubles with them
-    next_slot: float | None = None  # pacing (GCRA): the theoretical arrival time of the next call, epoch seconds
+    # After a pause, jobs start again at this rate (per second), doubling every few seconds without a 429 (a 429
+    # halves it); None: no ramp. Paced with next_slot, like a configured steady rate.
+    ramp_rate: float | None = None
+    next_slot: float | None = None  # pacing (GCRA): the theoretical arrival time of the next job, epoch seconds

@@ -11,8 +11,12 @@ Workers learn of pauses by reading the rows at most every ``CACHE_SECONDS`` (one
 a worker that hit the 429 knows at once. One line is logged when a pause begins (by the worker that began it)
 and one when it ends (by the first worker of any replica to see it ended).
 
-Optionally, a steady pace per system (``TRIAGE_JIRA_REQUESTS_PER_SECOND``, ``TRIAGE_SLACK_REQUESTS_PER_SECOND``):
-a GCRA in the same row, one conditional UPDATE per claimed job of that system. A job that finds no free slot is
+When a pause ends, the system's jobs do not all start at once (eight workers per replica would meet the limit
+again together): they **ramp up**, starting at ``RAMP_START`` jobs per second after a first pause, doubling every
+``RAMP_DOUBLING`` seconds; a pause that begins while a ramp is on starts the next one at half the rate the 429 came
+at. Once past ``RAMP_OFF`` per second the ramp is over. Optionally, a steady pace per system as well
+(``TRIAGE_JIRA_REQUESTS_PER_SECOND``, ``TRIAGE_SLACK_REQUESTS_PER_SECOND``). Both are kept by a GCRA in the same
+row: one conditional UPDATE per claimed job of that system while it is paced. A job that finds no free slot is
 given back unstarted, and this process skips the system until the next slot.
 """
 
@@ -49,7 +53,21 @@ CACHE_SECONDS = 0.2  # how stale a worker's view of the pauses may be
 UNSTATED_FIRST, UNSTATED_MAX = 1.0, 60.0  # our pause when the server named no time: 1 s, doubling up to a minute
 # A 429 without a stated time this long after the last pause ended starts the backoff over.
 STRIKES_FORGOTTEN = timedelta(seconds=UNSTATED_MAX)
-PACE_BURST_SECONDS = 1.0  # a paced system may take up to a second's worth of calls back to back
+PACE_BURST_SECONDS = 1.0  # a paced system may take up to a second's worth of jobs back to back
+RAMP_START = 1.0  # jobs per second when a pause ends and no ramp was on
+RAMP_DOUBLING = 2.0  # seconds
+RAMP_MIN = 0.2  # a ramp never starts slower than a job every 5 s
+RAMP_OFF = 64.0  # past this, the ramp is over: no pacing (unless a steady rate is configured)
+
+
+def ramp_at(ramp_rate: float | None, pause_end: datetime | None, now: datetime) -> float | None:
+    """The rate a ramp allows at ``now`` (None: no ramp): ``ramp_rate`` from the pause's end, doubling."""
+    if ramp_rate is None or pause_end is None:
+        return None
+    elapsed = max(0.0, (now - pause_end).total_seconds())
+    if elapsed > RAMP_DOUBLING * math.log2(RAMP_OFF / ramp_rate):
+        return None
+    return float(ramp_rate * 2 ** (elapsed / RAMP_DOUBLING))
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -85,6 +103,7 @@ class Budget:
         self._lock = threading.Lock()
         self._read_at = -math.inf
         self._paused: dict[str, datetime] = {}  # system -> end of its pause, as last read
+        self._ramps: dict[str, tuple[float, datetime]] = {}  # system -> (ramp rate, from when), as last read
         self._not_before: dict[str, float] = {}  # pacing: system -> (clock) when its next slot is free
 
     @classmethod
@@ -114,15 +133,18 @@ class Budget:
             rows = session.exec(select(OutsideBudget)).all()
         self._read_at = self._clock()
         paused: dict[str, datetime] = {}
+        ramps: dict[str, tuple[float, datetime]] = {}
         for row in rows:
             until, since = _aware(row.paused_until), _aware(row.paused_since)
             if until is not None and until > now:
                 paused[row.system] = until
             elif since is not None:
                 self._ended(row.system, since, until or now, now)
+            if row.ramp_rate is not None and until is not None:
+                ramps[row.system] = (row.ramp_rate, until)
         for system in LANES:
             PAUSED.labels(system).set(1 if system in paused else 0)
-        self._paused = paused
+        self._paused, self._ramps = paused, ramps
 
     def _ended(self, system: str, since: datetime, until: datetime, now: datetime) -> None:
         """A pause is over: the first worker of any replica to see it says so, once."""
@@ -172,13 +194,18 @@ class Budget:
                 seconds = min(UNSTATED_MAX, UNSTATED_FIRST * 2 ** (row.strikes - 1))
                 end = now + timedelta(seconds=seconds * (1 + random.random() / 10))  # noqa: S311 - jitter
             began = not on
-            row.paused_until = end
             if began:
+                # The jobs start again slowly: at half the rate this 429 came at, or RAMP_START after a first one.
+                current = ramp_at(row.ramp_rate, until, now)
+                row.ramp_rate = max(RAMP_MIN, current / 2) if current is not None else RAMP_START
                 row.paused_since = now
                 row.reason = (reason or "")[:64] or None
+            row.paused_until = end
             session.add(row)
         with self._lock:
             self._paused[system] = max(end, self._paused.get(system, end))
+            if row.ramp_rate is not None:
+                self._ramps[system] = (row.ramp_rate, end)
         PAUSED.labels(system).set(1)
         if began:
             log.warning(
@@ -199,8 +226,15 @@ class Budget:
         """Take a slot of the lane's system's steady pace: 0.0 when the job may start now, else the seconds until
         the next free slot (the job should be given back; this process skips the system until then)."""
         system = system_of_lane(lane)
-        rate = self.rates.get(system) if system else None
-        if system is None or not rate:
+        if system is None:
+            return 0.0
+        rates = [self.rates.get(system)]
+        with self._lock:
+            ramp = self._ramps.get(system)
+        if ramp is not None:
+            rates.append(ramp_at(ramp[0], ramp[1], utcnow()))
+        rate = min((r for r in rates if r), default=None)
+        if rate is None:
             return 0.0
         interval = 1.0 / rate
         tolerance = max(0.0, PACE_BURST_SECONDS - interval)

@@ -1,5 +1,6 @@
 """One request budget per outside system, shared by every worker and replica: a pause that a 429 began (no
-worker takes that system's jobs until it ends) and the next free slot of an optional steady rate.
+worker takes that system's jobs until it ends), the rate its jobs ramp up from after it, and the next free slot of
+that ramp or of an optional steady rate.
 
 Revision ID: 0010
 Revises: 0009
@@ -25,6 +26,7 @@ def upgrade() -> None:
         sa.Column("paused_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("reason", sa.String(length=64), nullable=True),
         sa.Column("strikes", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("ramp_rate", sa.Float(), nullable=True),
         sa.Column("next_slot", sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint("system"),
     )
