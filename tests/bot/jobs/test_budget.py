@@ -221,3 +221,26 @@ def test_a_429_a_handler_caught_still_pauses_its_system(engine: Any) -> None:
         assert stored is not None and stored.status == "done"
     assert _row(engine, "jira").reason == "jira-quota-tenant-based"
     assert 29 <= (_aware(_row(engine, "slack").paused_until) - utcnow()).total_seconds() <= 30  # type: ignore[operator]
+
+
+def test_after_a_pause_its_jobs_ramp_up(engine: Any) -> None:
+    budget = _budget(engine)
+    budget.rate_limited("jira", 5.0)
+    _end_pause(engine, "jira", seconds_ago=0.0)
+    assert budget.skip_lanes() == ()
+    assert budget.pace("jira:1") == 0.0
+    assert 0.9 <= budget.pace("jira:2") <= 1.0  # 1 job/s right after a first pause
+    assert budget.skip_lanes() == ("jira:",)
+    assert budget.pace("slack:1") == 0.0  # Slack was never paused: no ramp
+    # A 429 four seconds into the ramp (4 jobs/s by then): the next ramp starts at half that.
+    _end_pause(engine, "jira", seconds_ago=4.0)
+    budget.rate_limited("jira", 1.0)
+    ramp_rate = _row(engine, "jira").ramp_rate
+    assert ramp_rate is not None and 1.95 <= ramp_rate <= 2.1
+    # A minute after a pause the ramp is long over: jobs are not paced at all.
+    _end_pause(engine, "jira", seconds_ago=60.0)
+    with transaction(engine) as session:
+        session.execute(update(OutsideBudget).values(next_slot=None))
+    elsewhere = _budget(engine)  # a process that did not just wait for a slot itself
+    assert elsewhere.skip_lanes() == ()
+    assert [elsewhere.pace(f"jira:{n}") for n in range(20)] == [0.0] * 20
