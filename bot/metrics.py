@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -40,6 +40,26 @@ CALL_SECONDS = Histogram(
 )
 CALL_ERRORS = Counter(
     "triage_outside_call_errors_total", "Failed calls to outside systems", ["system", "operation", "error"]
+)
+RATE_LIMITED = Counter(
+    "triage_outside_rate_limited_total",
+    "Calls an outside system answered 429, by whose limit it was (system: every lane paused; lane: one issue's)",
+    ["system", "scope"],
+)
+PAUSED_SECONDS = Counter(
+    "triage_outside_paused_seconds_total",
+    "Seconds an outside system was paused after a 429 (no worker took its jobs), counted when each pause ends",
+    ["system"],
+)
+PAUSED = Gauge(
+    "triage_outside_paused",
+    "1 while this process sees the outside system paused after a 429, else 0",
+    ["system"],
+)
+PACED = Counter(
+    "triage_outside_paced_total",
+    "Jobs given back unstarted because their system's steady pace had no free slot yet",
+    ["system"],
 )
 TICKET_LATENCY = Histogram(
     "triage_alert_to_ticket_seconds",

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     jira_webhook_secret: SecretStr | None = None
     grafana_hmac_timestamp_header: str | None = None
 
+    # A steady pace per outside system, shared by every worker and replica (bot.jobs.budget): at most this many
+    # jobs of its lanes start per second. Unset: no pacing; a 429 still pauses the whole system until its reset.
+    jira_requests_per_second: float | None = Field(default=None, gt=0, le=1000)
+    slack_requests_per_second: float | None = Field(default=None, gt=0, le=1000)
+
     workers: int = Field(default=8, ge=0, le=64)
     job_lease_seconds: float = Field(default=60.0, ge=1)
     job_max_attempts: int = Field(default=25, ge=1)  # about 90 minutes of backoff before a job is kept as dead
@@ -106,6 +111,8 @@ class Settings(BaseSettings):
         "session_introspection_url",
         "session_introspection_token",
         "smtp_url",
+        "jira_requests_per_second",
+        "slack_requests_per_second",
         mode="before",
     )
     @classmethod

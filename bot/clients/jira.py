@@ -10,6 +10,7 @@ from typing import Any
 
 from jira import JIRA
 
+from bot.jobs.retry import jira_response_seen
 from bot.metrics import outside_call
 from bot.settings import Settings
 from workflows.escaping import jql_string
@@ -50,6 +51,8 @@ class JiraGateway:
                     self._server = (client.deploymentType, client._version)
                 else:
                     client.deploymentType, client._version = self._server
+            # Every 429 is noticed for the shared budget, also those a handler catches (bot.jobs.budget).
+            client._session.hooks["response"].append(jira_response_seen)
             self._local.client = client
         return client
 

@@ -9,9 +9,9 @@ import time
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.jobs.retry import TryLater
+from bot.jobs.retry import TryLater, classify, notice
 from bot.metrics import outside_call
 from bot.settings import Settings
 
@@ -22,11 +22,25 @@ GROUPS_TTL = 300.0  # seconds a user group's members are trusted before Slack is
 log = logging.getLogger("triage.slack")
 
 
+class _NoticingClient(WebClient):
+    """Every Slack call, whatever method: a 429 (``ratelimited``) is noticed for the shared budget, also when the
+    handler that made the call catches it (bot.jobs.budget)."""
+
+    def api_call(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().api_call(*args, **kwargs)
+        except SlackApiError as problem:
+            notice(classify(problem))
+            raise
+
+
 class SlackGateway:
     def __init__(self, settings: Settings) -> None:
         base_url, token, _secret = settings.effective_slack()
         # retry_handlers=[]: the SDK would otherwise retry connection errors itself, stacking a second layer.
-        self.client = WebClient(token=token, base_url=base_url, timeout=int(settings.slack_timeout), retry_handlers=[])
+        self.client = _NoticingClient(
+            token=token, base_url=base_url, timeout=int(settings.slack_timeout), retry_handlers=[]
+        )
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._groups_lock = threading.Lock()
 

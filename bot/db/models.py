@@ -199,3 +199,20 @@ class IdempotentRequest(SQLModel, table=True):
     status_code: int
     response: dict[str, Any] = Field(sa_column=Column(Json, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class OutsideBudget(SQLModel, table=True):
+    """One outside system's shared request budget (bot.jobs.budget): while it is paused no worker of any replica
+    takes that system's jobs; with a steady rate configured, the next free slot of its pacing."""
+
+    __tablename__ = "outside_budgets"
+
+    system: str = Field(primary_key=True, max_length=32)  # jira, slack
+    paused_until: datetime | None = None  # the end of the current (or the last) pause
+    paused_since: datetime | None = None  # set while a pause is on; cleared by whoever first sees it end
+    reason: str | None = Field(default=None, max_length=64)  # why the last pause began (Jira's RateLimit-Reason)
+    strikes: int = 0  # pauses in a row whose length the server did not state: our own backoff doubles with them
+    # After a pause, jobs start again at this rate (per second), doubling every few seconds without a 429 (a 429
+    # halves it); None: no ramp. Paced with next_slot, like a configured steady rate.
+    ramp_rate: float | None = None
+    next_slot: float | None = None  # pacing (GCRA): the theoretical arrival time of the next job, epoch seconds

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bot.clock import utcnow
 from bot.db.engine import transaction
 from bot.db.models import Job
 from bot.jobs import queue
-from bot.jobs.retry import classify, delay_for
-from bot.metrics import JOBS_FAILED, JOBS_FINISHED
+from bot.jobs.budget import LANES, Budget, Pause
+from bot.jobs.retry import SYSTEM, Verdict, classify, delay_for, take_noticed
+from bot.metrics import JOBS_FAILED, JOBS_FINISHED, RATE_LIMITED
 from bot.settings import Settings
 
 log = logging.getLogger("triage.worker")
@@ -70,9 +72,12 @@ class WorkerPool:
         patient: frozenset[str] = frozenset(),
         holding: frozenset[str] | None = None,
         timers: tuple[Timer, ...] = (),
+        budget: Budget | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
+        # Each outside system's shared request budget: its pauses after a 429, and its optional steady pace.
+        self.budget = budget or Budget.from_settings(engine, settings)
         self.handlers = handlers
         self.patient = patient  # job kinds whose passing failures are retried for as long as they last
         # Job kinds whose failure for good holds their lane (kept as dead); any other is kept as refused and the
@@ -123,7 +128,10 @@ class WorkerPool:
         settings = self.settings
         while not self._stop.is_set():
             try:
-                job = queue.claim(self.engine, worker_id, settings.job_lease_seconds)
+                # A paused system's jobs are not claimed at all: its lanes wait, every other system's go on.
+                skip = self.budget.skip_lanes()
+                job = queue.claim(self.engine, worker_id, settings.job_lease_seconds, skip_lanes=skip)
+                wait = self.budget.pace(job.lane) if job is not None else 0.0
             except Exception:
                 log.exception("cannot claim jobs; the database may be down")
                 self._stop.wait(min(5.0, settings.job_poll_seconds * 10))
@@ -131,12 +139,22 @@ class WorkerPool:
             if job is None:
                 self._idle()
                 continue
+            if wait:
+                # Its system's steady pace has no free slot yet: give the job back unstarted, its attempt too.
+                try:
+                    queue.fail(self.engine, job, worker_id, "paced: waiting for a free slot", wait, count_attempt=False)
+                except Exception:
+                    log.exception("cannot give a paced job back; its lease will expire", extra={"job_id": job.id})
+                continue
             try:
                 self.run(job, worker_id)
             except Exception:
                 log.exception(
                     "job runner failed; the job's lease will expire and it will run again", extra={"job_id": job.id}
                 )
+            # 429s the job's calls met that did not fail it (a handler caught them): their system waits all the same.
+            for verdict in take_noticed():
+                self._rate_limited(verdict, job)
 
     def run(self, job: Job, worker_id: str) -> None:
         assert job.id is not None
@@ -167,6 +185,15 @@ class WorkerPool:
             rate_limited or job.kind in self.patient or job.attempts < self.settings.job_max_attempts
         )
         delay = delay_for(job.attempts, verdict) if retry else None
+        # The 429s this job's calls met before it failed: those of the system that failed it are this failure's.
+        for other in take_noticed():
+            if not (rate_limited and other.system == verdict.system):
+                self._rate_limited(other, job)
+        pause = self._rate_limited(verdict, job) if rate_limited else None
+        paused = pause is not None
+        if pause is not None:
+            # The whole system waits (every worker, every replica); this job runs again when the pause ends.
+            delay = max(0.0, (pause.until - utcnow()).total_seconds())
         error = f"{type(exc).__name__}: {exc}"
         fields = {
             "job_id": job.id,
@@ -176,7 +203,9 @@ class WorkerPool:
             "error": error[:500],
             "retry_in": delay,
         }
-        if retry:
+        if paused:
+            log.debug("job waits for its system's pause to end", extra=fields)  # the pause itself is logged once
+        elif retry:
             log.warning("job failed; will retry", extra=fields)
         else:
             log.error("job failed for good; kept as dead or refused (triage-bot jobs)", extra=fields)
@@ -192,6 +221,18 @@ class WorkerPool:
             pass
         except Exception:
             log.exception("cannot record the failure; the lease will expire and the job run again")
+
+    def _rate_limited(self, verdict: Verdict, job: Job) -> Pause | None:
+        """Count a 429; when it was the whole system's, pause the system for everyone (None: only the lane waits,
+        or the pause could not be recorded and the job waits alone)."""
+        RATE_LIMITED.labels(verdict.system or "other", verdict.scope or "lane").inc()
+        if verdict.scope != SYSTEM or verdict.system is None or verdict.system not in LANES:
+            return None
+        try:
+            return self.budget.rate_limited(verdict.system, verdict.retry_after, verdict.reason)
+        except Exception:
+            log.exception("cannot record the pause; this job alone waits", extra={"job_id": job.id})
+            return None
 
     def _heartbeat(self) -> None:
         lease = self.settings.job_lease_seconds

@@ -170,6 +170,7 @@ class Fault:
     path_contains: str | None = None
     fail_after_commit: bool = False
     expires: float | None = None
+    headers: dict[str, str] | None = None  # sent as well, over the defaults (RateLimit-Reason, X-RateLimit-Reset)
 
     def matches(self, method: str, path: str) -> bool:
         return (self.methods is None or method.upper() in {m.upper() for m in self.methods}) and (
@@ -181,6 +182,7 @@ class Fault:
         headers = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
         if status == 429:
             headers |= {"RateLimit-Reason": "jira-burst-based", "X-RateLimit-Remaining": "0"}
+        headers |= self.headers or {}
         message = {429: "Rate limit exceeded.", 503: "Service Unavailable"}.get(status, HTTPStatus(status).phrase)
         return error_response(status, [message], headers=headers)
 
@@ -369,19 +371,23 @@ class JiraEmulator:
         methods: set[str] | None = None,
         path_contains: str | None = None,
         fail_after_commit: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> Fault:
         """Add (and return) a fault; the newest active matching fault wins, like the Slack emulator's.
 
         It lasts ``count`` matching requests, ``seconds``, or until :meth:`clear_faults`.
         ``path_contains`` is matched against the path below the mount point (``/rest/api/2/issue``).
         With ``fail_after_commit`` the request is processed normally and answered with ``status`` anyway.
+        ``headers`` are sent with the answer too (a 429 says ``RateLimit-Reason: jira-burst-based`` unless told).
         """
         if status is None and not latency:
             raise ValueError("a fault needs a status or a latency")
         if status is not None:
             HTTPStatus(status)  # ValueError for nonsense
         expires = time.monotonic() + seconds if seconds is not None else None
-        fault = Fault(status, count, seconds, retry_after, latency, methods, path_contains, fail_after_commit, expires)
+        fault = Fault(
+            status, count, seconds, retry_after, latency, methods, path_contains, fail_after_commit, expires, headers
+        )
         with self.lock:
             self._faults.append(fault)
         return fault
