@@ -108,22 +108,6 @@ def _refusable(problem: JIRAError) -> bool:
     return not classify(problem).retryable
 
 
-def _unrecord_create(runtime: Runtime, ticket: Ticket, searched: bool) -> None:
-    """Forget a create attempt Jira refused unprocessed (a 429); after a search that found nothing, the earlier
-    uncertain ones too."""
-    with transaction(runtime.engine) as session:
-        row = session.get(Ticket, ticket.id)
-        assert row is not None
-        if searched:
-            row.jira_create_attempts, row.jira_create_attempted_at = 0, None
-        else:
-            row.jira_create_attempts, row.jira_create_attempted_at = (
-                ticket.jira_create_attempts,
-                ticket.jira_create_attempted_at,
-            )
-        session.add(row)
-
-
 def _why(problem: JIRAError) -> str:
     return slack_text(str(problem.text or problem.status_code))[:300]
 
@@ -159,13 +143,7 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
         try:
             key = runtime.jira.create(fields)
         except JIRAError as problem:
-            if classify(problem).rate_limited:
-                # A 429 is a refusal before any work: nothing was created, so the next attempt need not wait for
-                # Jira's index and search for it first (it would, after an attempt recorded as uncertain). And when
-                # this attempt searched first and found nothing, no earlier one created it either: none is left
-                # uncertain.
-                _unrecord_create(runtime, ticket, searched=ticket.jira_create_attempts > 0)
-            elif _refusable(problem):
+            if _refusable(problem):
                 # The lane stays held (all else needs the issue); the people who look at the card hear why.
                 with transaction(runtime.engine) as session:
                     say(
@@ -176,7 +154,7 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
                         f"{ctx.job.id}`.",
                     )
                 REFUSALS.labels("jira", "create").inc()
-            if classify(problem).rate_limited:
+            if classify(problem).rate_limited:  # refused before any work: nothing was created
                 forget_attempt(runtime, ticket, "jira_create_attempts")
             raise
         except requests.exceptions.ConnectionError as problem:
