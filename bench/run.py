@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import math
@@ -14,18 +13,25 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from bench import load
+from bench.common import (
+    WEBHOOK_TOKEN,
+    bot_env,
+    issue_clock,
+    run_async,
+    scrape,
+)
+from bench.common import category as _category
+from bench.common import terminate as _terminate
 from bench.metrics import parse_prometheus, queue_busy, read_tables, seconds_between, summary
 from bench.procs import (
     Server,
@@ -38,24 +44,21 @@ from bench.procs import (
     postgres_sessions,
 )
 from bench.report import render
-from bot.jobs.kinds import System, system_lane
+from bot.jobs.kinds import system_lane
 from bot.sandbox.identity_emulator import IdentityEmulator, create_identity_emulator
-from bot.sandbox.jira_emulator import ChangeEvent, JiraEmulator, create_jira_emulator
+from bot.sandbox.jira_emulator import JiraEmulator, create_jira_emulator
 from bot.sandbox.mail_catcher import MailCatcher
 from bot.sandbox.samples import alertmanager_payload
 from bot.sandbox.server_thread import ServerThread
 from bot.sandbox.slack_emulator import SlackEmulator, create_slack_emulator
 from bot.settings import SANDBOX_IDENTITY_TOKEN, Settings
 from bot.tickets.alerts import lane_for
+from workflows.effects import System
 from workflows.routing import dedup_label
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
-WEBHOOK_TOKEN = "bench-webhook-token-0123456789"  # a local throw-away token
-JIRA_USER, JIRA_TOKEN = "sandbox@example.com", "sandbox-token"  # the emulator's default credentials
-SLACK_TOKEN, SLACK_SECRET = "xoxb-sandbox", "sandbox-signing-secret"
 REPORTS_PER_MINUTE = 10_000  # per customer: the highest TRIAGE_REPORTS_PER_MINUTE allows, so nothing is refused
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,38 +80,6 @@ class Config:
     report_sessions: int
     cold_reports: int
     report_stream: int
-
-
-def issue_clock() -> tuple[dict[str, float], Any]:
-    """When each Jira issue was created, as the Jira emulator saw it: the map and the listener that fills it."""
-    created: dict[str, float] = {}
-    lock = threading.Lock()
-
-    def on_change(event: ChangeEvent) -> None:
-        if event.kind == "issue_created":
-            with lock:
-                created[event.issue_key] = event.timestamp
-
-    return created, on_change
-
-
-def bot_env(database_url: str, jira_url: str, slack_url: str, **extra: str) -> dict[str, str]:
-    """Only what a production deployment must set; everything else (workers, poll, lease) stays default."""
-    return clean_env(
-        {
-            "TRIAGE_DATABASE_URL": database_url,
-            "TRIAGE_AUTO_MIGRATE": "true",
-            "TRIAGE_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-            "TRIAGE_JIRA_URL": jira_url,
-            "TRIAGE_JIRA_USER": JIRA_USER,
-            "TRIAGE_JIRA_TOKEN": JIRA_TOKEN,
-            "TRIAGE_SLACK_BOT_TOKEN": SLACK_TOKEN,
-            "TRIAGE_SLACK_SIGNING_SECRET": SLACK_SECRET,
-            "TRIAGE_SLACK_API_URL": slack_url,
-            "TRIAGE_PUBLIC_URL": "http://127.0.0.1:9",
-            **extra,
-        }
-    )
 
 
 class Bench:
@@ -625,12 +596,6 @@ def report_posts(sessions: list[str], count: int, tag: str) -> list[load.Post]:
     ]
 
 
-def scrape(server: Server) -> str:
-    answer = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}, timeout=30)
-    answer.raise_for_status()
-    return answer.text
-
-
 def _calls_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """Outside calls (count, mean ms) made between two scrapes (``parse_prometheus``'s ``outside_calls``)."""
     calls = {}
@@ -675,61 +640,6 @@ def round_figures(rounds: list[load.ClosedLoopResult]) -> dict[str, Any]:
         )
         / run.seconds,
     }
-
-
-def _terminate(signum: int, _frame: Any) -> None:
-    """SIGTERM outside the event loop: unwind through every ``finally`` (servers, databases)."""
-    raise SystemExit(128 + signum)
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` where SIGTERM cancels the load cleanly: an exception raised by a signal handler in the
-    middle of a task can leave asyncio.run waiting for ever on the tasks it cancels."""
-    terminated = False
-
-    async def main() -> T:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-
-        def cancel() -> None:
-            nonlocal terminated
-            terminated = True
-            task.cancel()
-
-        loop.add_signal_handler(signal.SIGTERM, cancel)
-        try:
-            return await coro
-        finally:
-            loop.remove_signal_handler(signal.SIGTERM)
-
-    try:
-        return asyncio.run(main())
-    except asyncio.CancelledError:
-        if terminated:
-            raise SystemExit(128 + signal.SIGTERM) from None
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, _terminate)  # remove_signal_handler left SIG_DFL behind
-
-
-def _category(method: str, path: str) -> str:
-    parts = [p for p in path.split("/") if p]
-    tail = parts[3:] if parts[:2] == ["rest", "api"] else parts  # below /rest/api/{2,3,latest}/
-    if not tail:
-        return f"{method} {path}"
-    head = tail[0]
-    if head == "serverInfo":
-        return "serverInfo"
-    if head.startswith("search"):
-        return "search"
-    if head == "issue":
-        if len(tail) == 1 and method == "POST":
-            return "create issue"
-        if len(tail) == 2:
-            return {"GET": "get issue", "PUT": "update issue"}.get(method, f"{method} issue")
-        return f"{method} issue/{tail[2]}"  # comment, transitions, assignee
-    return f"{method} {head}"
 
 
 def wait_for_idle(limit: float, threshold: float = 0.2) -> None:
