@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import httpx
 from bench.procs import machine_busy_seconds
 
 PATH = "/alerts/alertmanager"
+NO_ANSWER = 0  # the status recorded for a post whose connection failed before an answer came
 REPORTS_PATH = "/reports"
 REPORT_CATEGORIES = ("billing", "crash", "login", "other")
 
@@ -208,7 +210,13 @@ async def raw_closed_loop(
             for item in it:
                 headers, body = _split(item)
                 start = time.perf_counter()
-                status = await conn.post(body, headers)
+                try:
+                    status = await conn.post(body, headers)
+                except (OSError, asyncio.IncompleteReadError) as exc:  # no answer: counted as status 0, not sent again
+                    await conn.close()
+                    statuses[NO_ANSWER] = statuses.get(NO_ANSWER, 0) + 1
+                    print(f"bench: a post got no answer: {type(exc).__name__}", file=sys.stderr)
+                    continue
                 latencies.append(time.perf_counter() - start)
                 statuses[status] = statuses.get(status, 0) + 1
 

@@ -207,6 +207,10 @@ class Server:
         return self.proc.pid
 
     def start(self, timeout: float = 60.0) -> Server:
+        self.spawn()
+        return self.wait_ready(timeout)
+
+    def spawn(self) -> None:
         args = [a.replace("{port}", str(self.port)) for a in self.args]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -217,6 +221,9 @@ class Server:
                 cwd=REPO,
                 start_new_session=True,
             )
+
+    def wait_ready(self, timeout: float = 60.0) -> Server:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -15,7 +15,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 
 from bench import load
+from bench.claims import claim_cost
 from bench.common import (
     WEBHOOK_TOKEN,
     bot_env,
@@ -44,6 +46,7 @@ from bench.procs import (
     postgres_sessions,
 )
 from bench.report import render
+from bench.storm import Storms, storm_config
 from bot.jobs.kinds import system_lane
 from bot.sandbox.identity_emulator import IdentityEmulator, create_identity_emulator
 from bot.sandbox.jira_emulator import JiraEmulator, create_jira_emulator
@@ -169,16 +172,17 @@ class Bench:
             background: float,
             database_url: str = "",
             sessions0: int | None = None,
+            rounds: int | None = None,
         ) -> None:
             loop = load.raw_closed_loop if c.client == "raw" else load.closed_loop
-            rounds = []
-            for index in range(c.rounds):
-                rounds.append(
+            results_of_rounds = []
+            for index in range(rounds or c.rounds):
+                results_of_rounds.append(
                     run_async(loop(server.url, token, bodies, c.connections, warmup if index == 0 else (), server.cpu))
                 )
             server.stop()  # its backends exit, so PostgreSQL's statistics include all of its sessions
             sessions1 = postgres_sessions(database_url)
-            figures = round_figures(rounds)
+            figures = round_figures(results_of_rounds)
             results[label] = {
                 **figures,
                 "alerts_per_s": figures["requests_per_s"] * c.alerts_per_post,
@@ -201,6 +205,21 @@ class Bench:
                 sessions0 = postgres_sessions(url)
                 bot = self.bot(f"bot-intake-{kind}", url, TRIAGE_WORKERS="0")
                 measure(f"bot_{kind}", bot, WEBHOOK_TOKEN, background, url, sessions0)
+        for kind in self.databases():
+            # The same with the bot as deployed (serve's default workers) working off what comes in, Jira
+            # answering in jira_latency: does intake keep up while the queue is busy? One round (the queue's
+            # state carries over from round to round anyway).
+            background = background_cpus()
+            self.jira.reset()
+            self.slack.reset()
+            self.jira.set_fault(latency=c.jira_latency)
+            try:
+                with self.database(kind, "intake-workers") as url:
+                    sessions0 = postgres_sessions(url)
+                    bot = self.bot(f"bot-intake-workers-{kind}", url)
+                    measure(f"bot_{kind}_workers", bot, WEBHOOK_TOKEN, background, url, sessions0, rounds=1)
+            finally:
+                self.jira.clear_faults()
         base = results["bare"]
         for label, entry in results.items():
             entry["ratio_requests_per_s_vs_bare"] = entry["requests_per_s"] / base["requests_per_s"]
@@ -671,7 +690,7 @@ def machine() -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short smoke run (about 40 s)")
+    parser.add_argument("--quick", action="store_true", help="short smoke run (every section at a small size)")
     parser.add_argument("--requests", type=int, help="intake requests per target (default 2000; quick 200)")
     parser.add_argument(
         "--rounds", type=int, help="intake rounds per target, the median one reported (default 3; quick 1)"
@@ -699,6 +718,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument(
+        "--storm-postgres",
+        action="store_true",
+        help="run the storms (steady, limited, outage, big) on PostgreSQL too (default: SQLite, serve's default "
+        "database; scale-out is always PostgreSQL, claims both)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="SECTIONS",
+        help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (reports bring intake and latency)",
+    )
+    parser.add_argument(
         "--wait-idle",
         type=float,
         default=0.0,
@@ -708,6 +738,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite files)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     return parser.parse_args(argv)
+
+
+SECTIONS = ("intake", "latency", "reports", "steady", "limited", "outage", "big", "scale", "claims")
+NEEDS = {"reports": ("intake", "latency")}  # reports are shown beside these
+
+
+def sections(only: str | None) -> list[str]:
+    if not only:
+        return list(SECTIONS)
+    chosen = {name.strip() for name in only.split(",") if name.strip()}
+    unknown = chosen - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"bench: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    for name in list(chosen):
+        chosen |= set(NEEDS.get(name, ()))
+    return [name for name in SECTIONS if name in chosen]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -738,6 +784,12 @@ def main(argv: list[str] | None = None) -> int:
         cold_reports=args.cold or (20 if args.quick else 50),
         report_stream=max(1, groups // 2),
     )
+    storms = storm_config(args.quick, args.jira_latency, args.alerts, args.connections, postgres)
+    if args.storm_postgres and postgres:
+        storms = replace(storms, databases=("sqlite", "postgresql"))
+    claim_sizes = (0, 1_000, 10_000) if args.quick else (0, 1_000, 10_000, 100_000)
+    claims_per_size = 30 if args.quick else 200
+    chosen = sections(args.only)
 
     signal.signal(signal.SIGTERM, _terminate)
     if args.wait_idle > 0:
@@ -747,24 +799,73 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load_before = load_average()
     failure: BaseException | None = None
+    results: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    timings: dict[str, float] = {}
+
+    def storm_section(name: str, title: str, run: Callable[[], Any]) -> None:
+        """A storm scenario: its failure is reported and the run goes on (the exit status says so)."""
+        if name not in chosen:
+            return
+        print(f"bench: {title}", file=sys.stderr)
+        began = time.perf_counter()
+        try:
+            results[name] = run()
+        except Exception as exc:
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            results[name] = {"error": failed[name]}
+            print(f"bench: {name} FAILED: {failed[name]}", file=sys.stderr)
+            for server in bench.servers:
+                server.stop()
+        timings[name] = time.perf_counter() - began
+
     try:
         bench.start_emulators()
-        print("bench: 1. intake throughput", file=sys.stderr)
-        intake = bench.intake()
-        latency = {}
-        for kind in bench.databases():
-            print(f"bench: 2. webhook -> ticket latency ({kind})", file=sys.stderr)
-            latency[kind] = bench.latency(kind)
-        reports = {}
-        for kind in bench.databases():
-            print(f"bench: 4. customer reports ({kind})", file=sys.stderr)
-            reports[kind] = bench.reports(kind, intake[f"bot_{kind}"], latency[kind]["series"].get("loaded"))
+        if "intake" in chosen:
+            print("bench: 1. intake throughput", file=sys.stderr)
+            began = time.perf_counter()
+            results["intake"] = bench.intake()
+            timings["intake"] = time.perf_counter() - began
+        if "latency" in chosen:
+            results["latency"] = {}
+            began = time.perf_counter()
+            for kind in bench.databases():
+                print(f"bench: 2. webhook -> ticket latency ({kind})", file=sys.stderr)
+                results["latency"][kind] = bench.latency(kind)
+            timings["latency"] = time.perf_counter() - began
+        if "reports" in chosen:
+            results["reports"] = {}
+            began = time.perf_counter()
+            for kind in bench.databases():
+                print(f"bench: 4. customer reports ({kind})", file=sys.stderr)
+                results["reports"][kind] = bench.reports(
+                    kind, results["intake"][f"bot_{kind}"], results["latency"][kind]["series"].get("loaded")
+                )
+            timings["reports"] = time.perf_counter() - began
+        storm = Storms(bench, storms)
+
+        def each(scenario: Callable[[str], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+            return lambda: {kind: scenario(kind) for kind in storms.databases}
+
+        storm_section("steady", "6. steady storm", each(storm.steady))
+        storm_section("limited", "7. storm into a rate-limited Jira", each(storm.limited))
+        storm_section("outage", "8. Jira outage, then a rate limit", each(storm.outage))
+        storm_section("big", "9. a 50,000-alert storm over keep-alive connections", each(storm.big))
+        if postgres:
+            storm_section("scale", "10. scale-out: worker processes on PostgreSQL", storm.scale)
+        elif "scale" in chosen:
+            results["scale"] = {"skipped": skipped or "PostgreSQL not measured (--no-postgres)"}
+        storm_section(
+            "claims",
+            "11. claim cost vs backlog",
+            lambda: {kind: claim_cost(kind, workdir, claim_sizes, claims_per_size) for kind in bench.databases()},
+        )
     except BaseException as exc:
         failure = exc
         raise
     finally:
         bench.close()
-        if isinstance(failure, Exception):  # not for Ctrl-C or SIGTERM
+        if isinstance(failure, Exception) or failed:  # not for Ctrl-C or SIGTERM
             for server in bench.servers:
                 tail = "\n".join(server.log_tail().splitlines()[-15:])
                 print(f"bench: end of the {server.name} log:\n{tail}", file=sys.stderr)
@@ -772,25 +873,35 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: logs and SQLite files kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    bare_rss = intake["bare"]["peak_rss_bytes"]
+    intake, latency, reports = results.get("intake", {}), results.get("latency", {}), results.get("reports", {})
+    bare_rss = intake.get("bare", {}).get("peak_rss_bytes")
     memory = {
         name: {"peak_rss_bytes": rss, "ratio_vs_bare": rss / bare_rss if rss and bare_rss else None}
         for name, rss in [
             ("bare", bare_rss),
-            *((f"bot_intake_{k}", intake[f"bot_{k}"]["peak_rss_bytes"]) for k in bench.databases()),
-            *((f"bot_latency_{k}", latency[k]["peak_rss_bytes"]) for k in bench.databases()),
-            *((f"bot_reports_{k}", reports[k]["intake"]["peak_rss_bytes"]) for k in bench.databases()),
+            *((f"bot_intake_{k}", intake[f"bot_{k}"]["peak_rss_bytes"]) for k in bench.databases() if intake),
+            *(
+                (f"bot_intake_workers_{k}", intake[f"bot_{k}_workers"]["peak_rss_bytes"])
+                for k in bench.databases()
+                if intake
+            ),
+            *((f"bot_latency_{k}", latency[k]["peak_rss_bytes"]) for k in latency),
+            *((f"bot_reports_{k}", reports[k]["intake"]["peak_rss_bytes"]) for k in reports),
         ]
+        if name != "bare" or bare_rss
     }
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "config": asdict(config),
+        "storm_config": asdict(storms),
+        "claims_config": {"sizes": list(claim_sizes), "claims_per_size": claims_per_size},
+        "sections": chosen,
         "postgres_skipped": skipped,
-        "intake": intake,
-        "latency": latency,
-        "reports": reports,
+        **results,
         "memory": memory,
+        "failed": failed,
+        "section_seconds": timings,
         "bench_seconds": time.perf_counter() - started,
         "load_average_before": load_before,
         "load_average_after": load_average(),
@@ -798,6 +909,9 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(_finite(results), indent=2, default=_json_default) + "\n")
     print(render(results))
     print(f"\n(figures also in {args.output})")
+    if failed:
+        print(f"bench: FAILED: {', '.join(f'{k} ({v})' for k, v in failed.items())}", file=sys.stderr)
+        return 1
     return 0
 
 
