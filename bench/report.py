@@ -209,16 +209,17 @@ def render(results: dict[str, Any]) -> str:
         out += ["", *_latency(results)]
     if results.get("reports"):
         out += ["", *_reports(results)]
-    out += ["", "5. Peak RSS (VmHWM of the server process at the end of its run):"]
-    rows = [
-        [
-            name,
-            _n(v["peak_rss_bytes"] / MiB if v["peak_rss_bytes"] else None, ".1f"),
-            _n(v["ratio_vs_bare"], ".2f", "x"),
+    if results["memory"]:
+        out += ["", "5. Peak RSS (VmHWM of the server process at the end of its run):"]
+        rows = [
+            [
+                name,
+                _n(v["peak_rss_bytes"] / MiB if v["peak_rss_bytes"] else None, ".1f"),
+                _n(v["ratio_vs_bare"], ".2f", "x"),
+            ]
+            for name, v in results["memory"].items()
         ]
-        for name, v in results["memory"].items()
-    ]
-    out += _table(["process", "MiB", "vs bare"], rows)
+        out += _table(["process", "MiB", "vs bare"], rows)
     out += render_storms(results)
     if results.get("failed"):
         out += ["", "FAILED sections: " + "; ".join(f"{k}: {v}" for k, v in results["failed"].items())]
