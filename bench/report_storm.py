@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from bench.report_util import MiB, n, table
@@ -371,6 +372,21 @@ def scale(results: Json) -> list[str]:
         ],
         rows,
     )
+    rated = [r for r in entry["runs"] if r["issues_per_s"]]
+    if rated:
+        best = max(rated, key=lambda r: r["issues_per_s"])
+        growth = ", ".join(
+            f"{a['worker_processes']}->{b['worker_processes']}: {b['issues_per_s'] / a['issues_per_s']:.2f}x"
+            for a, b in itertools.pairwise(rated)
+        )
+        out.append(
+            f"   Ceiling: {best['issues_per_s']:.1f} issues/s at {best['worker_processes']} process(es), "
+            f"{best['issues_per_s'] / c['scale_limit']:.0%} of Jira's {c['scale_limit']:g} requests/s "
+            f"(growth {growth or '-'}); each worker thread waits {c['jira_latency'] * 1000:.0f} ms per Jira call, "
+            f"so one thread makes at most {1 / c['jira_latency']:.0f} calls/s."
+            if c["jira_latency"]
+            else f"   Ceiling: {best['issues_per_s']:.1f} issues/s at {best['worker_processes']} process(es)."
+        )
     return out
 
 

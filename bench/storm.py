@@ -688,7 +688,9 @@ class Storms:
             memory = sampler.stop()
         times = sorted(t for t in created.values() if t >= started)
         span = times[-1] - times[0] if len(times) > 1 else float("nan")
-        calls = jira_calls(self.bench.jira.requests(), started, end)
+        requests = self.bench.jira.requests()
+        calls = jira_calls(requests, started, end)
+        creating = jira_calls(requests, started, times[-1] + 1e-6) if times else calls  # workers start -> last issue
         run: Json = {
             "worker_processes": n,
             "groups_acknowledged": expected,
@@ -698,8 +700,9 @@ class Storms:
             "seconds_to_start_workers": ready - started,
             "seconds_to_last_issue": (times[-1] - started) if times else None,
             "issues_per_s": (len(times) - 1) / span if len(times) > 1 and span > 0 else None,
-            "jira_requests_per_s": calls["requests"] / (times[-1] - started) if times else None,
-            "jira_admitted_per_s": calls["admitted"] / (times[-1] - started) if times else None,
+            "jira_requests_per_s": creating["requests"] / (times[-1] - started) if times else None,
+            "jira_admitted_per_s": creating["admitted"] / (times[-1] - started) if times else None,
+            "jira_until_last_issue": creating,
             "jira": calls,
             "queue_busy_at_end": busy,
             "memory": memory,
