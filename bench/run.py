@@ -724,6 +724,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "database; scale-out is always PostgreSQL, claims both)",
     )
     parser.add_argument(
+        "--change-share",
+        type=float,
+        default=0.5,
+        help="steady storm: the share of repeats that change their group's content (default 0.5: Alertmanager "
+        "re-notifies a changed group, and an HA pair sends each notification twice)",
+    )
+    parser.add_argument(
         "--only",
         metavar="SECTIONS",
         help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (reports bring intake and latency)",
@@ -784,7 +791,7 @@ def main(argv: list[str] | None = None) -> int:
         cold_reports=args.cold or (20 if args.quick else 50),
         report_stream=max(1, groups // 2),
     )
-    storms = storm_config(args.quick, args.jira_latency, args.alerts, args.connections, postgres)
+    storms = storm_config(args.quick, args.jira_latency, args.alerts, args.connections, postgres, args.change_share)
     if args.storm_postgres and postgres:
         storms = replace(storms, databases=("sqlite", "postgresql"))
     claim_sizes = (0, 1_000, 10_000) if args.quick else (0, 1_000, 10_000, 100_000)
