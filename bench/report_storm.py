@@ -117,7 +117,7 @@ def limited(results: Json) -> list[str]:
         f"{c['limited_rate']:g} requests/s",
         "   (one bucket for every call: 429, Retry-After, X-RateLimit-Reset, RateLimit-Reason: jira-burst-based) and "
         f"+{c['jira_latency'] * 1000:.0f} ms a call. 'create phase': first post -> last issue; 'steady state': "
-        "last issue -> queue empty.",
+        "last issue -> queue empty, with every group notified once more (a change) after its issue exists.",
         f"   Baseline: the ideal {c['limited_groups']} / {c['limited_rate']:g} = "
         f"{c['limited_groups'] / c['limited_rate']:g} s. Targets: within 1.2x; Jira requests per issue <= 1.1 "
         "(searches counted apart); no searches in the steady state.",
@@ -171,7 +171,11 @@ def limited(results: Json) -> list[str]:
         if "posts" in r:
             out.append(f"   {kind}: {_posts(r['posts'])}; all sent in {r['seconds_to_send']:.1f} s.")
             out.append(f"   {kind}: create phase requests: {_cats(r['create_phase']['by_category'])}.")
-            drained = "queue empty" if r["queue_drained"] else f"{r['queue_busy_at_end']} jobs still queued"
+            drained = (
+                f"queue empty {n(r['steady_state_seconds_to_drain'], '.1f')} s after the repeats"
+                if r["queue_drained"]
+                else f"{r['queue_busy_at_end']} jobs still queued"
+            )
             out.append(
                 f"   {kind}: steady state {r['steady_state']['seconds']:.0f} s ({drained}): "
                 f"{_cats(r['steady_state']['by_category'])}; {r['rate_limited_total']} answered 429 in all."

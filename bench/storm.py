@@ -8,6 +8,7 @@ clock, the request log, the Slack cards) and the bot's tables."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import sys
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from bench.run import Bench
 
 Json = dict[str, Any]
-KEY_AT_START = re.compile(r"[A-Z][A-Z0-9_]*-\d+\s")  # a card's fallback text starts with its issue's key
+ISSUE_KEY = re.compile(r"\bOPS-\d+\b")  # a key of the shipped policy's project, anywhere in a card's text or blocks
 PROGRESS_EVERY = 10.0  # seconds between progress lines while waiting
 
 
@@ -91,7 +92,7 @@ def storm_config(
         limited_groups=50 if quick else 500,
         limited_rate=20,
         limited_wait=45 if quick else 150,
-        settle_wait=10 if quick else 30,
+        settle_wait=20 if quick else 60,
         outage_groups=10 if quick else 50,
         outage_seconds=5 if quick else 15,
         outage_rate=2,
@@ -218,11 +219,12 @@ def card_times(messages: Sequence[Json]) -> dict[int, tuple[float, float | None]
         # edits[i] is the card as it was before edit i: posted at ts, then edited at edits[i + 1]'s edited_ts,
         # and last at the message's own edited_ts
         edits = message.get("edits") or []
-        texts = [e.get("text") or "" for e in edits] + [message.get("text") or ""]
+        texts = [json.dumps([e.get("text"), e.get("blocks")]) for e in edits]
+        texts.append(json.dumps([message.get("text"), message.get("blocks")]))
         times = [float(message["ts"])] + [float(e["edited_ts"]) for e in edits[1:]]
         if edits:
             times.append(float(message.get("edited_ts") or message["ts"]))
-        keyed = next((t for t, body in zip(times, texts, strict=True) if KEY_AT_START.match(body)), None)
+        keyed = next((t for t, body in zip(times, texts, strict=True) if ISSUE_KEY.search(body)), None)
         posted, first_keyed = cards.get(ticket, (times[0], None))
         posted = min(posted, times[0])
         if keyed is not None and (first_keyed is None or keyed < first_keyed):
@@ -410,8 +412,9 @@ class Storms:
     def limited(self, kind: str) -> Json:
         """``limited_posts`` posts of 10 alerts in ``limited_groups`` groups, as fast as the bot takes them (16
         connections), into a Jira limited to ``limited_rate`` requests a second (429 + Retry-After): the time to
-        the last group's issue against the ideal groups / rate, the 429s, Jira requests per issue while creating,
-        and the searches once every issue exists (until the queue is empty)."""
+        the last group's issue against the ideal groups / rate, the 429s, Jira requests per issue while creating;
+        then, once every issue exists, each group notified once more with a change (the steady state: updates
+        only) and the Jira requests until the queue is empty, searches among them."""
         c = self.c
         tag = f"limited-{kind}-{int(time.time())}"
         plan = round_robin(c.limited_posts, c.limited_groups)
@@ -432,10 +435,17 @@ class Storms:
                 bot,
             )
             last_issue = max(created.values()) if created else time.time()
+            # The steady state: every group notified once more, with a change, once all issues exist: only
+            # updates are left to do, and none of them needs a search.
+            repeat = [
+                storm_body(tag, g, c.limited_posts // c.limited_groups + 1, c.alerts_per_post) for g in groups.acked
+            ]
+            steady_begin = time.time()
+            steady_answers = run_async(load.storm_closed_loop(bot.url, WEBHOOK_TOKEN, repeat, c.connections))
             settled = wait_for(
                 lambda: queue_busy(url) == 0,
                 c.settle_wait,
-                "queue drain",
+                "steady state",
                 lambda: f"{queue_busy(url)} jobs pending or running",
                 bot,
             )
@@ -472,6 +482,8 @@ class Storms:
             ),
             "searches_per_issue": create_phase["searches"] / issues if issues else None,
             "steady_state": jira_calls(requests, last_issue + 1e-6, end),
+            "steady_state_posts": answer_figures(steady_answers),
+            "steady_state_seconds_to_drain": (end - steady_begin) if settled else None,
             "queue_drained": settled,
             "queue_busy_at_end": busy,
             "rate_limited_total": self.bench.jira.rate_limited,
