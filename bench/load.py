@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import httpx
 from bench.procs import machine_busy_seconds
 
 PATH = "/alerts/alertmanager"
+NO_ANSWER = 0  # the status recorded for a post whose connection failed before an answer came
 REPORTS_PATH = "/reports"
 REPORT_CATEGORIES = ("billing", "crash", "login", "other")
 
@@ -153,18 +155,22 @@ class RawConnection:
 
     async def post(self, body: bytes, headers: bytes = b"") -> int:
         """``headers``: this request's own header lines, each ending in CRLF."""
+        return (await self.post_answer(body, headers))[0]
+
+    async def post_answer(self, body: bytes, headers: bytes = b"") -> tuple[int, bytes]:
+        """``post``, and the answer's body too."""
         reader, writer = await self._connect()
         writer.write(self.head + headers + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-        if "content-length" not in headers:
+        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        if "content-length" not in fields:
             raise RuntimeError(f"response without Content-Length: {head!r}")
-        await reader.readexactly(int(headers["content-length"]))
-        if headers.get("connection", "").lower() == "close":
+        answer = await reader.readexactly(int(fields["content-length"]))
+        if fields.get("connection", "").lower() == "close":
             await self.close()
-        return status
+        return status, answer
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -204,7 +210,13 @@ async def raw_closed_loop(
             for item in it:
                 headers, body = _split(item)
                 start = time.perf_counter()
-                status = await conn.post(body, headers)
+                try:
+                    status = await conn.post(body, headers)
+                except (OSError, asyncio.IncompleteReadError) as exc:  # no answer: counted as status 0, not sent again
+                    await conn.close()
+                    statuses[NO_ANSWER] = statuses.get(NO_ANSWER, 0) + 1
+                    print(f"bench: a post got no answer: {type(exc).__name__}", file=sys.stderr)
+                    continue
                 latencies.append(time.perf_counter() - start)
                 statuses[status] = statuses.get(status, 0) + 1
 
@@ -300,3 +312,108 @@ async def steady(
             tasks.append(asyncio.create_task(send(index, body)))
         await asyncio.gather(*tasks)
     return sorted(acks, key=lambda a: a.index)
+
+
+# ---- storms: every post's answer kept, a connection error counted (never retried) ----------------------------
+ANSWER_TIMEOUT = 120.0  # seconds a post may wait for its answer before it counts as unanswered
+IDLE_CLOSE = 2.0  # the open loop closes a connection idle this long (uvicorn closes idle ones after 5 s)
+
+
+@dataclass
+class Answer:
+    """What became of one post of a storm."""
+
+    index: int
+    due_at: float  # wall clock (time.time) when it was meant to go
+    sent_at: float  # when it was written
+    acked_at: float | None  # when its answer was read; None: no answer
+    status: int | None  # None: no answer (see error)
+    error: str | None = None  # the exception that ended it: ConnectionResetError, IncompleteReadError, ...
+    body: bytes = b""
+
+    def json(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.body) if self.body else {}
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
+async def _one(conn: RawConnection, index: int, due: float, body: bytes) -> Answer:
+    """Send one post; an error or a timeout closes the connection (the next post opens a new one) and is kept
+    as the post's answer: the post is not sent again."""
+    sent = time.time()
+    try:
+        status, answer = await asyncio.wait_for(conn.post_answer(body), ANSWER_TIMEOUT)
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, RuntimeError) as exc:
+        await conn.close()
+        return Answer(index, due, sent, None, None, type(exc).__name__)
+    return Answer(index, due, sent, time.time(), status, None, answer)
+
+
+async def storm_closed_loop(url: str, token: str | None, bodies: Sequence[bytes], connections: int) -> list[Answer]:
+    """Every body POSTed once, ``connections`` keep-alive connections each sending its next as soon as it has an
+    answer (as fast as the server takes them); answers in order of the bodies."""
+    pool = _raw_pool(url, token, PATH, connections)
+    answers: list[Answer] = []
+    it = iter(enumerate(bodies))
+
+    async def one_connection(conn: RawConnection) -> None:
+        for index, body in it:
+            answers.append(await _one(conn, index, time.time(), body))
+
+    try:
+        await asyncio.gather(*(one_connection(conn) for conn in pool))
+    finally:
+        for conn in pool:
+            await conn.close()
+    return sorted(answers, key=lambda a: a.index)
+
+
+async def storm_open_loop(
+    url: str, token: str | None, bodies: Sequence[bytes], rate: float, max_connections: int = 256
+) -> list[Answer]:
+    """Body i POSTed at start + i/rate whatever the answers before it (open loop), each on an idle keep-alive
+    connection (the most recently used; a new one when none is idle, at most ``max_connections`` in flight: past
+    that a post waits, and its ``sent_at`` shows how late it went)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    (template,) = _raw_pool(url, token, PATH, 1)
+    idle: list[tuple[RawConnection, float]] = []
+    slots = asyncio.Semaphore(max_connections)
+    answers: list[Answer] = []
+    opened: list[RawConnection] = []
+
+    def connection() -> RawConnection:
+        now = time.monotonic()
+        while idle:
+            conn, since = idle.pop()
+            if now - since < IDLE_CLOSE:
+                return conn
+            opened.append(conn)  # closed at the end; never used again
+        conn = RawConnection(host, port, template.head)
+        opened.append(conn)
+        return conn
+
+    async def send(index: int, due: float, body: bytes) -> None:
+        async with slots:
+            conn = connection()
+            answer = await _one(conn, index, due, body)
+            answers.append(answer)
+            if answer.status is not None and conn.writer is not None:
+                idle.append((conn, time.monotonic()))
+
+    loop = asyncio.get_running_loop()
+    start, wall = loop.time(), time.time()
+    tasks = []
+    try:
+        for index, body in enumerate(bodies):
+            delay = start + index / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(index, wall + index / rate, body)))
+        await asyncio.gather(*tasks)
+    finally:
+        for conn in opened:
+            await conn.close()
+    return sorted(answers, key=lambda a: a.index)

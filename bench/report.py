@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-MiB = 1024 * 1024
+from bench.report_storm import render_storms
+from bench.report_util import MiB
+from bench.report_util import n as _n
+from bench.report_util import table as _table
+
 NOISY = 0.3  # CPUs of background work before a measurement above which its figures are suspect
-LABELS = {"bare": "bare FastAPI + pydantic", "bot_sqlite": "bot, SQLite", "bot_postgresql": "bot, PostgreSQL"}
+LABELS = {
+    "bare": "bare FastAPI + pydantic",
+    "bot_sqlite": "bot, SQLite",
+    "bot_postgresql": "bot, PostgreSQL",
+    "bot_sqlite_workers": "bot, SQLite, workers running",
+    "bot_postgresql_workers": "bot, PostgreSQL, workers running",
+}
 DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
@@ -23,35 +32,13 @@ def _latency_cells(st: dict[str, Any], floor: float) -> list[str]:
     ]
 
 
-def _n(value: Any, fmt: str = ".0f", suffix: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:{fmt}}{suffix}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
-
-
 def _count_and_rate(count: int, issues: int) -> str:
     return f"{count} ({count / issues:.2f})" if issues else str(count)
 
 
-def render(results: dict[str, Any]) -> str:
-    c, m = results["config"], results["machine"]
+def _intake(results: dict[str, Any]) -> list[str]:
+    c = results["config"]
     out = [
-        f"triage-bot benchmark, {results['date']} ({'quick' if c['quick'] else 'full'} run, "
-        f"{results['bench_seconds']:.0f} s)",
-        f"machine: {m['nproc']} CPUs, Python {m['python']}, {m['platform']}, commit {m['git_commit'] or '?'}; "
-        f"load average {results['load_average_before']:.2f} before, {results['load_average_after']:.2f} after",
-        "",
         f"1. Intake: POST /alerts/alertmanager, {c['requests']} requests x {c['alerts_per_post']} alerts, "
         f"{c['connections']} concurrent keep-alive connections, after {c['warmup']} warm-up requests;",
         f"   {c['rounds']} rounds per target, the median round shown (spread = slowest..fastest round, req/s).",
@@ -61,7 +48,9 @@ def render(results: dict[str, Any]) -> str:
             if c["client"] == "raw"
             else "httpx.AsyncClient (CPU-bound: the bare baseline measures the client more than the server)."
         ),
-        "   The bot runs with TRIAGE_WORKERS=0: this measures intake only (event + job committed), the queue fills.",
+        "   The bot runs with TRIAGE_WORKERS=0: this measures intake only (event + job committed), the queue fills;",
+        "   'workers running': the bot as deployed (serve's default workers), Jira answering in "
+        f"{c['jira_latency'] * 1000:.0f} ms, one round.",
         "   Baseline: a bare FastAPI app (own uvicorn process) that parses the body with AlertmanagerWebhook, 202.",
         "   CPU columns: share of one CPU used by the server process, the load client, and the rest of the machine",
         "   (PostgreSQL's own processes, and anything else running).",
@@ -114,10 +103,15 @@ def render(results: dict[str, Any]) -> str:
                 f"({c['warmup'] + c['requests']} requests)."
             )
 
+    return out
+
+
+def _latency(results: dict[str, Any]) -> list[str]:
+    c = results["config"]
+    out: list[str] = []
     floor = c["jira_latency"]
     any_run: dict[str, Any] = next(iter(results["latency"].values()), {})
     out += [
-        "",
         f"2. Webhook -> Jira issue: Jira emulator +{floor * 1000:.0f} ms on every request (Slack none), bot with "
         f"default workers ({any_run.get('workers', '?')}), one bot per database.",
         f"   'unloaded': {c['idle_groups']} distinct alert groups at {c['idle_rate']:g}/s, then 'loaded': "
@@ -198,24 +192,45 @@ def render(results: dict[str, Any]) -> str:
         )
     out += _table(["db", "issues", "requests", "per issue", *categories, "jobs retried"], rows)
 
+    return out
+
+
+def render(results: dict[str, Any]) -> str:
+    c, m = results["config"], results["machine"]
+    out = [
+        f"triage-bot benchmark, {results['date']} ({'quick' if c['quick'] else 'full'} run, "
+        f"{results['bench_seconds']:.0f} s)",
+        f"machine: {m['nproc']} CPUs, Python {m['python']}, {m['platform']}, commit {m['git_commit'] or '?'}; "
+        f"load average {results['load_average_before']:.2f} before, {results['load_average_after']:.2f} after",
+    ]
+    if "intake" in results:
+        out += ["", *_intake(results)]
+    if "latency" in results:
+        out += ["", *_latency(results)]
     if results.get("reports"):
         out += ["", *_reports(results)]
-
-    out += ["", "5. Peak RSS (VmHWM of the server process at the end of its run):"]
-    rows = [
-        [
-            name,
-            _n(v["peak_rss_bytes"] / MiB if v["peak_rss_bytes"] else None, ".1f"),
-            _n(v["ratio_vs_bare"], ".2f", "x"),
+    if results["memory"]:
+        out += ["", "5. Peak RSS (VmHWM of the server process at the end of its run):"]
+        rows = [
+            [
+                name,
+                _n(v["peak_rss_bytes"] / MiB if v["peak_rss_bytes"] else None, ".1f"),
+                _n(v["ratio_vs_bare"], ".2f", "x"),
+            ]
+            for name, v in results["memory"].items()
         ]
-        for name, v in results["memory"].items()
-    ]
-    out += _table(["process", "MiB", "vs bare"], rows)
+        out += _table(["process", "MiB", "vs bare"], rows)
+    out += render_storms(results)
+    if results.get("failed"):
+        out += ["", "FAILED sections: " + "; ".join(f"{k}: {v}" for k, v in results["failed"].items())]
+    timings = results.get("section_seconds") or {}
+    if timings:
+        out += ["", "Wall time per section: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + "."]
     noisy = [
         f"{label} ({e['background_cpus_before']:.1f} CPUs)"
         for label, e in [
-            *results["intake"].items(),
-            *((f"latency {k}", v) for k, v in results["latency"].items()),
+            *results.get("intake", {}).items(),
+            *((f"latency {k}", v) for k, v in results.get("latency", {}).items()),
             *((f"reports {k}", v["intake"]) for k, v in results.get("reports", {}).items()),
         ]
         if (e.get("background_cpus_before") or 0) > NOISY

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import math
@@ -14,18 +13,27 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Coroutine
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from bench import load
+from bench.claims import claim_cost
+from bench.common import (
+    WEBHOOK_TOKEN,
+    bot_env,
+    issue_clock,
+    run_async,
+    scrape,
+)
+from bench.common import category as _category
+from bench.common import terminate as _terminate
 from bench.metrics import parse_prometheus, queue_busy, read_tables, seconds_between, summary
 from bench.procs import (
     Server,
@@ -38,24 +46,22 @@ from bench.procs import (
     postgres_sessions,
 )
 from bench.report import render
-from bot.jobs.kinds import System, system_lane
+from bench.storm import Storms, storm_config
+from bot.jobs.kinds import system_lane
 from bot.sandbox.identity_emulator import IdentityEmulator, create_identity_emulator
-from bot.sandbox.jira_emulator import ChangeEvent, JiraEmulator, create_jira_emulator
+from bot.sandbox.jira_emulator import JiraEmulator, create_jira_emulator
 from bot.sandbox.mail_catcher import MailCatcher
 from bot.sandbox.samples import alertmanager_payload
 from bot.sandbox.server_thread import ServerThread
 from bot.sandbox.slack_emulator import SlackEmulator, create_slack_emulator
 from bot.settings import SANDBOX_IDENTITY_TOKEN, Settings
 from bot.tickets.alerts import lane_for
+from workflows.effects import System
 from workflows.routing import dedup_label
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
-WEBHOOK_TOKEN = "bench-webhook-token-0123456789"  # a local throw-away token
-JIRA_USER, JIRA_TOKEN = "sandbox@example.com", "sandbox-token"  # the emulator's default credentials
-SLACK_TOKEN, SLACK_SECRET = "xoxb-sandbox", "sandbox-signing-secret"
 REPORTS_PER_MINUTE = 10_000  # per customer: the highest TRIAGE_REPORTS_PER_MINUTE allows, so nothing is refused
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,38 +83,6 @@ class Config:
     report_sessions: int
     cold_reports: int
     report_stream: int
-
-
-def issue_clock() -> tuple[dict[str, float], Any]:
-    """When each Jira issue was created, as the Jira emulator saw it: the map and the listener that fills it."""
-    created: dict[str, float] = {}
-    lock = threading.Lock()
-
-    def on_change(event: ChangeEvent) -> None:
-        if event.kind == "issue_created":
-            with lock:
-                created[event.issue_key] = event.timestamp
-
-    return created, on_change
-
-
-def bot_env(database_url: str, jira_url: str, slack_url: str, **extra: str) -> dict[str, str]:
-    """Only what a production deployment must set; everything else (workers, poll, lease) stays default."""
-    return clean_env(
-        {
-            "TRIAGE_DATABASE_URL": database_url,
-            "TRIAGE_AUTO_MIGRATE": "true",
-            "TRIAGE_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-            "TRIAGE_JIRA_URL": jira_url,
-            "TRIAGE_JIRA_USER": JIRA_USER,
-            "TRIAGE_JIRA_TOKEN": JIRA_TOKEN,
-            "TRIAGE_SLACK_BOT_TOKEN": SLACK_TOKEN,
-            "TRIAGE_SLACK_SIGNING_SECRET": SLACK_SECRET,
-            "TRIAGE_SLACK_API_URL": slack_url,
-            "TRIAGE_PUBLIC_URL": "http://127.0.0.1:9",
-            **extra,
-        }
-    )
 
 
 class Bench:
@@ -198,16 +172,17 @@ class Bench:
             background: float,
             database_url: str = "",
             sessions0: int | None = None,
+            rounds: int | None = None,
         ) -> None:
             loop = load.raw_closed_loop if c.client == "raw" else load.closed_loop
-            rounds = []
-            for index in range(c.rounds):
-                rounds.append(
+            results_of_rounds = []
+            for index in range(rounds or c.rounds):
+                results_of_rounds.append(
                     run_async(loop(server.url, token, bodies, c.connections, warmup if index == 0 else (), server.cpu))
                 )
             server.stop()  # its backends exit, so PostgreSQL's statistics include all of its sessions
             sessions1 = postgres_sessions(database_url)
-            figures = round_figures(rounds)
+            figures = round_figures(results_of_rounds)
             results[label] = {
                 **figures,
                 "alerts_per_s": figures["requests_per_s"] * c.alerts_per_post,
@@ -230,6 +205,21 @@ class Bench:
                 sessions0 = postgres_sessions(url)
                 bot = self.bot(f"bot-intake-{kind}", url, TRIAGE_WORKERS="0")
                 measure(f"bot_{kind}", bot, WEBHOOK_TOKEN, background, url, sessions0)
+        for kind in self.databases():
+            # The same with the bot as deployed (serve's default workers) working off what comes in, Jira
+            # answering in jira_latency: does intake keep up while the queue is busy? One round (the queue's
+            # state carries over from round to round anyway).
+            background = background_cpus()
+            self.jira.reset()
+            self.slack.reset()
+            self.jira.set_fault(latency=c.jira_latency)
+            try:
+                with self.database(kind, "intake-workers") as url:
+                    sessions0 = postgres_sessions(url)
+                    bot = self.bot(f"bot-intake-workers-{kind}", url)
+                    measure(f"bot_{kind}_workers", bot, WEBHOOK_TOKEN, background, url, sessions0, rounds=1)
+            finally:
+                self.jira.clear_faults()
         base = results["bare"]
         for label, entry in results.items():
             entry["ratio_requests_per_s_vs_bare"] = entry["requests_per_s"] / base["requests_per_s"]
@@ -625,12 +615,6 @@ def report_posts(sessions: list[str], count: int, tag: str) -> list[load.Post]:
     ]
 
 
-def scrape(server: Server) -> str:
-    answer = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}, timeout=30)
-    answer.raise_for_status()
-    return answer.text
-
-
 def _calls_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """Outside calls (count, mean ms) made between two scrapes (``parse_prometheus``'s ``outside_calls``)."""
     calls = {}
@@ -677,61 +661,6 @@ def round_figures(rounds: list[load.ClosedLoopResult]) -> dict[str, Any]:
     }
 
 
-def _terminate(signum: int, _frame: Any) -> None:
-    """SIGTERM outside the event loop: unwind through every ``finally`` (servers, databases)."""
-    raise SystemExit(128 + signum)
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` where SIGTERM cancels the load cleanly: an exception raised by a signal handler in the
-    middle of a task can leave asyncio.run waiting for ever on the tasks it cancels."""
-    terminated = False
-
-    async def main() -> T:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-
-        def cancel() -> None:
-            nonlocal terminated
-            terminated = True
-            task.cancel()
-
-        loop.add_signal_handler(signal.SIGTERM, cancel)
-        try:
-            return await coro
-        finally:
-            loop.remove_signal_handler(signal.SIGTERM)
-
-    try:
-        return asyncio.run(main())
-    except asyncio.CancelledError:
-        if terminated:
-            raise SystemExit(128 + signal.SIGTERM) from None
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, _terminate)  # remove_signal_handler left SIG_DFL behind
-
-
-def _category(method: str, path: str) -> str:
-    parts = [p for p in path.split("/") if p]
-    tail = parts[3:] if parts[:2] == ["rest", "api"] else parts  # below /rest/api/{2,3,latest}/
-    if not tail:
-        return f"{method} {path}"
-    head = tail[0]
-    if head == "serverInfo":
-        return "serverInfo"
-    if head.startswith("search"):
-        return "search"
-    if head == "issue":
-        if len(tail) == 1 and method == "POST":
-            return "create issue"
-        if len(tail) == 2:
-            return {"GET": "get issue", "PUT": "update issue"}.get(method, f"{method} issue")
-        return f"{method} issue/{tail[2]}"  # comment, transitions, assignee
-    return f"{method} {head}"
-
-
 def wait_for_idle(limit: float, threshold: float = 0.2) -> None:
     """Until the rest of the machine uses under ``threshold`` CPUs for 3 s in a row, at most ``limit`` s."""
     deadline, quiet = time.monotonic() + limit, 0
@@ -761,7 +690,7 @@ def machine() -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short smoke run (about 40 s)")
+    parser.add_argument("--quick", action="store_true", help="short smoke run (every section at a small size)")
     parser.add_argument("--requests", type=int, help="intake requests per target (default 2000; quick 200)")
     parser.add_argument(
         "--rounds", type=int, help="intake rounds per target, the median one reported (default 3; quick 1)"
@@ -789,6 +718,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument(
+        "--storm-postgres",
+        action="store_true",
+        help="run the storms (steady, limited, outage, big) on PostgreSQL too (default: SQLite, serve's default "
+        "database; scale-out is always PostgreSQL, claims both)",
+    )
+    parser.add_argument(
+        "--change-share",
+        type=float,
+        default=0.5,
+        help="steady storm: the share of repeats that change their group's content (default 0.5: Alertmanager "
+        "re-notifies a changed group, and an HA pair sends each notification twice)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="SECTIONS",
+        help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (reports bring intake and latency)",
+    )
+    parser.add_argument(
         "--wait-idle",
         type=float,
         default=0.0,
@@ -798,6 +745,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite files)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     return parser.parse_args(argv)
+
+
+SECTIONS = ("intake", "latency", "reports", "steady", "limited", "outage", "big", "scale", "claims")
+NEEDS = {"reports": ("intake", "latency")}  # reports are shown beside these
+
+
+def sections(only: str | None) -> list[str]:
+    if not only:
+        return list(SECTIONS)
+    chosen = {name.strip() for name in only.split(",") if name.strip()}
+    unknown = chosen - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"bench: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    for name in list(chosen):
+        chosen |= set(NEEDS.get(name, ()))
+    return [name for name in SECTIONS if name in chosen]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -828,6 +791,12 @@ def main(argv: list[str] | None = None) -> int:
         cold_reports=args.cold or (20 if args.quick else 50),
         report_stream=max(1, groups // 2),
     )
+    storms = storm_config(args.quick, args.jira_latency, args.alerts, args.connections, postgres, args.change_share)
+    if args.storm_postgres and postgres:
+        storms = replace(storms, databases=("sqlite", "postgresql"))
+    claim_sizes = (0, 1_000, 10_000) if args.quick else (0, 1_000, 10_000, 100_000)
+    claims_per_size = 30 if args.quick else 200
+    chosen = sections(args.only)
 
     signal.signal(signal.SIGTERM, _terminate)
     if args.wait_idle > 0:
@@ -837,24 +806,73 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load_before = load_average()
     failure: BaseException | None = None
+    results: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    timings: dict[str, float] = {}
+
+    def storm_section(name: str, title: str, run: Callable[[], Any]) -> None:
+        """A storm scenario: its failure is reported and the run goes on (the exit status says so)."""
+        if name not in chosen:
+            return
+        print(f"bench: {title}", file=sys.stderr)
+        began = time.perf_counter()
+        try:
+            results[name] = run()
+        except Exception as exc:
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            results[name] = {"error": failed[name]}
+            print(f"bench: {name} FAILED: {failed[name]}", file=sys.stderr)
+            for server in bench.servers:
+                server.stop()
+        timings[name] = time.perf_counter() - began
+
     try:
         bench.start_emulators()
-        print("bench: 1. intake throughput", file=sys.stderr)
-        intake = bench.intake()
-        latency = {}
-        for kind in bench.databases():
-            print(f"bench: 2. webhook -> ticket latency ({kind})", file=sys.stderr)
-            latency[kind] = bench.latency(kind)
-        reports = {}
-        for kind in bench.databases():
-            print(f"bench: 4. customer reports ({kind})", file=sys.stderr)
-            reports[kind] = bench.reports(kind, intake[f"bot_{kind}"], latency[kind]["series"].get("loaded"))
+        if "intake" in chosen:
+            print("bench: 1. intake throughput", file=sys.stderr)
+            began = time.perf_counter()
+            results["intake"] = bench.intake()
+            timings["intake"] = time.perf_counter() - began
+        if "latency" in chosen:
+            results["latency"] = {}
+            began = time.perf_counter()
+            for kind in bench.databases():
+                print(f"bench: 2. webhook -> ticket latency ({kind})", file=sys.stderr)
+                results["latency"][kind] = bench.latency(kind)
+            timings["latency"] = time.perf_counter() - began
+        if "reports" in chosen:
+            results["reports"] = {}
+            began = time.perf_counter()
+            for kind in bench.databases():
+                print(f"bench: 4. customer reports ({kind})", file=sys.stderr)
+                results["reports"][kind] = bench.reports(
+                    kind, results["intake"][f"bot_{kind}"], results["latency"][kind]["series"].get("loaded")
+                )
+            timings["reports"] = time.perf_counter() - began
+        storm = Storms(bench, storms)
+
+        def each(scenario: Callable[[str], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+            return lambda: {kind: scenario(kind) for kind in storms.databases}
+
+        storm_section("steady", "6. steady storm", each(storm.steady))
+        storm_section("limited", "7. storm into a rate-limited Jira", each(storm.limited))
+        storm_section("outage", "8. Jira outage, then a rate limit", each(storm.outage))
+        storm_section("big", "9. a 50,000-alert storm over keep-alive connections", each(storm.big))
+        if postgres:
+            storm_section("scale", "10. scale-out: worker processes on PostgreSQL", storm.scale)
+        elif "scale" in chosen:
+            results["scale"] = {"skipped": skipped or "PostgreSQL not measured (--no-postgres)"}
+        storm_section(
+            "claims",
+            "11. claim cost vs backlog",
+            lambda: {kind: claim_cost(kind, workdir, claim_sizes, claims_per_size) for kind in bench.databases()},
+        )
     except BaseException as exc:
         failure = exc
         raise
     finally:
         bench.close()
-        if isinstance(failure, Exception):  # not for Ctrl-C or SIGTERM
+        if isinstance(failure, Exception) or failed:  # not for Ctrl-C or SIGTERM
             for server in bench.servers:
                 tail = "\n".join(server.log_tail().splitlines()[-15:])
                 print(f"bench: end of the {server.name} log:\n{tail}", file=sys.stderr)
@@ -862,25 +880,35 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: logs and SQLite files kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    bare_rss = intake["bare"]["peak_rss_bytes"]
+    intake, latency, reports = results.get("intake", {}), results.get("latency", {}), results.get("reports", {})
+    bare_rss = intake.get("bare", {}).get("peak_rss_bytes")
     memory = {
         name: {"peak_rss_bytes": rss, "ratio_vs_bare": rss / bare_rss if rss and bare_rss else None}
         for name, rss in [
             ("bare", bare_rss),
-            *((f"bot_intake_{k}", intake[f"bot_{k}"]["peak_rss_bytes"]) for k in bench.databases()),
-            *((f"bot_latency_{k}", latency[k]["peak_rss_bytes"]) for k in bench.databases()),
-            *((f"bot_reports_{k}", reports[k]["intake"]["peak_rss_bytes"]) for k in bench.databases()),
+            *((f"bot_intake_{k}", intake[f"bot_{k}"]["peak_rss_bytes"]) for k in bench.databases() if intake),
+            *(
+                (f"bot_intake_workers_{k}", intake[f"bot_{k}_workers"]["peak_rss_bytes"])
+                for k in bench.databases()
+                if intake
+            ),
+            *((f"bot_latency_{k}", latency[k]["peak_rss_bytes"]) for k in latency),
+            *((f"bot_reports_{k}", reports[k]["intake"]["peak_rss_bytes"]) for k in reports),
         ]
+        if name != "bare" or bare_rss
     }
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "config": asdict(config),
+        "storm_config": asdict(storms),
+        "claims_config": {"sizes": list(claim_sizes), "claims_per_size": claims_per_size},
+        "sections": chosen,
         "postgres_skipped": skipped,
-        "intake": intake,
-        "latency": latency,
-        "reports": reports,
+        **results,
         "memory": memory,
+        "failed": failed,
+        "section_seconds": timings,
         "bench_seconds": time.perf_counter() - started,
         "load_average_before": load_before,
         "load_average_after": load_average(),
@@ -888,6 +916,9 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(_finite(results), indent=2, default=_json_default) + "\n")
     print(render(results))
     print(f"\n(figures also in {args.output})")
+    if failed:
+        print(f"bench: FAILED: {', '.join(f'{k} ({v})' for k, v in failed.items())}", file=sys.stderr)
+        return 1
     return 0
 
 

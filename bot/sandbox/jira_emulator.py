@@ -2,9 +2,10 @@
 
 Serves what the pycontribs ``jira`` client uses under ``/rest/api/{2,3,latest}``, with Jira-like
 validation and ``ErrorCollection`` errors, a per-project workflow, a JQL subset (:mod:`bot.sandbox.jql`),
-fault injection, ``/_emulator/*`` control routes and admin-webhook delivery
-(:meth:`JiraEmulator.add_webhook`). Links (``self``, ``baseUrl``) are built from the request, so the app
-can be mounted under a prefix. State: ``app.state.emulator`` (:class:`JiraEmulator`).
+fault injection, a steady rate limit shared by every client (:meth:`JiraEmulator.set_rate_limit`: 429 as Jira
+Cloud sends it), ``/_emulator/*`` control routes and admin-webhook delivery (:meth:`JiraEmulator.add_webhook`).
+Links (``self``, ``baseUrl``) are built from the request, so the app can be mounted under a prefix. State:
+``app.state.emulator`` (:class:`JiraEmulator`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import html
 import itertools
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -187,6 +189,46 @@ class Fault:
         return error_response(status, [message], headers=headers)
 
 
+RATE_LIMIT_REASON = "jira-burst-based"
+
+
+@dataclass
+class RateLimit:
+    """A steady request limit shared by every client of the site (Jira Cloud's burst limit, one bucket for every
+    REST call): a token bucket of ``burst`` tokens refilled at ``per_second``. Each REST call takes a token; a
+    call that finds none is answered 429 and takes nothing."""
+
+    per_second: float
+    burst: float
+    tokens: float
+    updated: float  # time.monotonic() of the last refill
+
+    def take(self, now: float) -> float | None:
+        """Take a token: None when there was one, otherwise the seconds until there is one."""
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.per_second)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return None
+        return (1 - self.tokens) / self.per_second
+
+    def response(self, wait: float, now_wall: float) -> JSONResponse:
+        """The 429 Jira Cloud sends: ``Retry-After`` in whole seconds (at least 1), ``X-RateLimit-Reset`` the
+        request's time plus that period (ISO 8601 UTC; Atlassian documents ``yyyy-MM-ddTHH:mmZ``, minutes only;
+        this gives the seconds too, so a client can see when the bucket has a token again), the reason, the
+        bucket's size and nothing remaining."""
+        retry_after = max(1, math.ceil(wait))
+        reset = datetime.fromtimestamp(now_wall + retry_after, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        headers = {
+            "Retry-After": str(retry_after),
+            "X-RateLimit-Reset": reset,
+            "RateLimit-Reason": RATE_LIMIT_REASON,
+            "X-RateLimit-Limit": str(math.floor(self.burst)),
+            "X-RateLimit-Remaining": "0",
+        }
+        return error_response(429, ["Rate limit exceeded."], headers=headers)
+
+
 @dataclass(frozen=True)
 class ChangeEvent:
     """One change to an issue (see :meth:`JiraEmulator.on_change`); also drives webhook delivery."""
@@ -332,6 +374,8 @@ class JiraEmulator:
         projects: Iterable[EmulatedProject] = DEFAULT_PROJECTS,
         deployment_type: Literal["Cloud", "Server"] = "Cloud",
         credentials: Credentials = Credentials(),
+        rate_limit_per_second: float | None = None,
+        rate_limit_burst: float | None = None,
     ) -> None:
         self.users, self.projects = list(users), {p.key: p for p in projects}
         self.deployment_type, self.cloud, self.credentials = deployment_type, deployment_type == "Cloud", credentials
@@ -343,7 +387,9 @@ class JiraEmulator:
         self._idle = threading.Condition(self.lock)  # notified when a webhook's queue drains
         self.webhook_retry_delays: tuple[float, ...] = WEBHOOK_RETRY_DELAYS  # tests may shorten them
         self.webhook_timeout = WEBHOOK_TIMEOUT
+        self._rate_limit: RateLimit | None = None
         self.reset()
+        self.set_rate_limit(rate_limit_per_second, rate_limit_burst)
 
     # ---- control surface ---------------------------------------------------------------------
     def reset(self) -> None:
@@ -360,6 +406,9 @@ class JiraEmulator:
             self._log: list[Json] = []
             self._ids, self._other_ids = itertools.count(10000), itertools.count(10000)  # issues; comments/changes
             self._numbers = {k: itertools.count(1) for k in self.projects}
+            self._rate_limited = 0  # 429s answered by the rate limit (faults not counted)
+            if self._rate_limit is not None:  # the limit stays (as the Slack emulator's does); its bucket refills
+                self._rate_limit.tokens, self._rate_limit.updated = self._rate_limit.burst, time.monotonic()
 
     def set_fault(
         self,
@@ -396,8 +445,53 @@ class JiraEmulator:
         with self.lock:
             self._faults.clear()
 
+    def set_rate_limit(self, per_second: float | None, burst: float | None = None) -> None:
+        """Limit every REST call of every client together to ``per_second`` (None: no limit), with a bucket of
+        ``burst`` calls (default: one second's worth, at least 1), starting full. Over the limit a call is
+        answered 429 as Jira Cloud answers it (see :meth:`RateLimit.response`) and counted
+        (:meth:`rate_limit_stats`). A fault that answers a call comes first and takes no token."""
+        if per_second is not None and not (per_second > 0 and math.isfinite(per_second)):
+            raise ValueError("per_second must be a positive number (or None for no limit)")
+        if burst is not None and not (burst >= 1 and math.isfinite(burst)):
+            raise ValueError("burst must be at least 1")
+        with self.lock:
+            if per_second is None:
+                self._rate_limit = None
+                return
+            size = float(burst) if burst is not None else max(1.0, float(math.ceil(per_second)))
+            self._rate_limit = RateLimit(per_second, size, size, time.monotonic())
+
+    def rate_limit_stats(self) -> Json:
+        """The limit in force and the 429s it has answered since the last :meth:`reset`."""
+        with self.lock:
+            limit = self._rate_limit
+            return {
+                "per_second": limit.per_second if limit else None,
+                "burst": limit.burst if limit else None,
+                "rate_limited": self._rate_limited,
+            }
+
+    @property
+    def rate_limited(self) -> int:
+        """429s answered by the rate limit since the last :meth:`reset`."""
+        with self.lock:
+            return self._rate_limited
+
+    def take_rate_token(self) -> JSONResponse | None:
+        """None when the call may go on, otherwise the 429 to answer (and counted)."""
+        with self.lock:
+            limit = self._rate_limit
+            if limit is None:
+                return None
+            wait = limit.take(time.monotonic())
+            if wait is None:
+                return None
+            self._rate_limited += 1
+            return limit.response(wait, time.time())
+
     def requests(self) -> list[Json]:
-        """Handled requests: method, path, query, status, time, duration, user, body (JSON), fault."""
+        """Handled requests: method, path, query, status, time, duration, user, body (JSON), fault, and
+        ``rate_limited: True`` on a call the rate limit answered."""
         with self.lock:
             return [dict(e) for e in self._log]
 
@@ -1131,10 +1225,18 @@ def create_jira_emulator(
     projects: list[EmulatedProject] | None = None,
     deployment_type: Literal["Cloud", "Server"] = "Cloud",
     credentials: Credentials | None = None,
+    rate_limit_per_second: float | None = None,
+    rate_limit_burst: float | None = None,
 ) -> FastAPI:
-    """Build the emulator app; its state is ``app.state.emulator``. ``users[0]`` owns the PATs."""
+    """Build the emulator app; its state is ``app.state.emulator``. ``users[0]`` owns the PATs. With
+    ``rate_limit_per_second`` every REST call counts against one limit (:meth:`JiraEmulator.set_rate_limit`)."""
     emu = JiraEmulator(
-        users or DEFAULT_USERS, projects or DEFAULT_PROJECTS, deployment_type, credentials or Credentials()
+        users or DEFAULT_USERS,
+        projects or DEFAULT_PROJECTS,
+        deployment_type,
+        credentials or Credentials(),
+        rate_limit_per_second,
+        rate_limit_burst,
     )
     app = FastAPI(title="Jira emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.emulator = emu
@@ -1191,12 +1293,16 @@ def create_jira_emulator(
         emu.base_url = str(request.base_url.replace(path=root.rstrip("/") + "/"))
         started, raw, header = time.time(), await request.body(), request.headers.get("authorization")
         fault = emu.take_fault(request.method, path)
+        answered_by_fault = bool(fault and fault.status and not fault.fail_after_commit)
+        limited = emu.take_rate_token() if path.startswith("/rest/") and not answered_by_fault else None
         user = emu.authenticate(header)
         if fault and fault.latency:
             await asyncio.sleep(fault.latency)
         anonymous_ok = header is None and path.endswith("/serverInfo")
-        if fault and fault.status and not fault.fail_after_commit:
+        if fault and answered_by_fault:
             response: Response = fault.response()
+        elif limited is not None:
+            response = limited
         elif path.startswith("/rest/") and user is None and not anonymous_ok:
             message = "You are not authenticated. Authentication required to perform this operation."
             if header is not None:
@@ -1217,6 +1323,7 @@ def create_jira_emulator(
             {"method": request.method, "path": path, "query": request.url.query, "status": response.status_code}
             | {"time": started, "duration": time.time() - started, "user": user.account_id if user else None}
             | {"body": sent, "fault": bool(fault and fault.status)}
+            | ({"rate_limited": True} if limited is not None else {})
         )
         return response
 
@@ -1447,6 +1554,21 @@ def create_jira_emulator(
     async def clear_faults() -> Json:
         emu.clear_faults()
         return {"ok": True}
+
+    @app.get("/_emulator/rate_limit")
+    async def rate_limit() -> Json:
+        return emu.rate_limit_stats()
+
+    @app.post("/_emulator/rate_limit")
+    async def set_rate_limit(request: Request) -> Json:
+        data = await body(request)
+        if not isinstance(data, dict) or set(data) - {"per_second", "burst"}:
+            raise JiraError(400, ["Invalid rate limit: expected an object with per_second and burst."])
+        try:
+            emu.set_rate_limit(data.get("per_second"), data.get("burst"))
+        except (TypeError, ValueError) as err:
+            raise JiraError(400, [f"Invalid rate limit: {err}"]) from None
+        return emu.rate_limit_stats()
 
     @app.get("/_emulator/issues")
     async def all_issues() -> list[Json]:
