@@ -261,3 +261,22 @@ def test_purge_goes_in_batches_and_leaves_the_rest(engine: Any) -> None:
     ) == (25, 0)
     with Session(engine) as session:
         assert [j.lane for j in session.exec(select(Job))] == ["keep"]
+
+
+def test_claims_find_work_after_analyze_gives_the_planner_statistics(engine: Any) -> None:
+    # SQLite 3.40 (Debian 12's) answered the claim's first form wrongly once ANALYZE had run: no job at all while
+    # hundreds were runnable. The bot never runs ANALYZE, but an operator's `PRAGMA optimize` or a copied database
+    # may; PostgreSQL's autovacuum always does.
+    from sqlalchemy import text
+
+    with transaction(engine) as session:
+        for n in range(300):
+            for _ in range(3):
+                queue.enqueue(session, kind="k", lane=f"jira:{n}")
+    heads = [queue.claim(engine, "w", 30) for _ in range(10)]
+    assert all(job is not None for job in heads)
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    engine.dispose()
+    claimed = queue.claim(engine, "w", 30)
+    assert claimed is not None and claimed.lane not in {job.lane for job in heads if job is not None}
