@@ -85,9 +85,12 @@ def push(session: Session, *, kind: str, lane: str, payload: dict[str, Any], pri
     connection.execute(_PUSH, row)
 
 
-def claim(engine: Engine, worker_id: str, lease_seconds: float, skip_lanes: Sequence[str] = ()) -> Job | None:
+def claim(
+    engine: Engine, worker_id: str, lease_seconds: float, skip_lanes: Sequence[str] = (), *, urgent_only: bool = False
+) -> Job | None:
     """Take the most urgent runnable job whose lane is free (the longest ready first), or None. ``skip_lanes``:
-    lane prefixes not to take now (``jira:`` while Jira asked everyone to wait)."""
+    lane prefixes not to take now (``jira:`` while Jira asked everyone to wait); ``urgent_only``: leave routine
+    work to other workers."""
     now = utcnow()
     earlier = aliased(Job)
     # One EXISTS per status, not one with IN: SQLite 3.40 (Debian 12's) answers the IN form wrongly, finding no
@@ -104,6 +107,7 @@ def claim(engine: Engine, worker_id: str, lease_seconds: float, skip_lanes: Sequ
         select(Job)
         .where(col(Job.status) == JobStatus.PENDING, col(Job.run_after) <= now, ~blocked)
         .where(*(~col(Job.lane).startswith(prefix, autoescape=True) for prefix in skip_lanes))
+        .where(*((col(Job.priority) == URGENT,) if urgent_only else ()))
         .order_by(col(Job.priority), col(Job.run_after), col(Job.id))
         .limit(1)
     )

@@ -94,8 +94,11 @@ class WorkerPool:
 
     def start(self) -> None:
         for index in range(self.threads):
+            # With two threads or more, the first takes only urgent work (a new ticket's decision, issue and first
+            # card; a click): a new problem never waits for a thread to come back from a slow update.
+            urgent_only = index == 0 and self.threads > 1
             thread = threading.Thread(
-                target=self._loop, args=(f"{self.name}/{index}",), name=f"worker-{index}", daemon=True
+                target=self._loop, args=(f"{self.name}/{index}", urgent_only), name=f"worker-{index}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
@@ -124,13 +127,15 @@ class WorkerPool:
         with self._wake:
             self._wake.wait(self.settings.job_poll_seconds)
 
-    def _loop(self, worker_id: str) -> None:
+    def _loop(self, worker_id: str, urgent_only: bool = False) -> None:
         settings = self.settings
         while not self._stop.is_set():
             try:
                 # A paused system's jobs are not claimed at all: its lanes wait, every other system's go on.
                 skip = self.budget.skip_lanes()
-                job = queue.claim(self.engine, worker_id, settings.job_lease_seconds, skip_lanes=skip)
+                job = queue.claim(
+                    self.engine, worker_id, settings.job_lease_seconds, skip_lanes=skip, urgent_only=urgent_only
+                )
                 wait = self.budget.pace(job.lane) if job is not None else 0.0
             except Exception:
                 log.exception("cannot claim jobs; the database may be down")

@@ -280,3 +280,11 @@ def test_claims_find_work_after_analyze_gives_the_planner_statistics(engine: Any
     engine.dispose()
     claimed = queue.claim(engine, "w", 30)
     assert claimed is not None and claimed.lane not in {job.lane for job in heads if job is not None}
+
+
+def test_a_claim_for_urgent_work_only_leaves_routine_work(engine: Any) -> None:
+    _add(engine, "routine:1")
+    assert queue.claim(engine, "w", 30, urgent_only=True) is None
+    urgent = _add_urgent(engine, "new:1")
+    claimed = queue.claim(engine, "w", 30, urgent_only=True)
+    assert claimed is not None and claimed.id == urgent
