@@ -53,6 +53,10 @@ class JiraGateway:
                     client.deploymentType, client._version = self._server
             # Every 429 is noticed for the shared budget, also those a handler catches (bot.jobs.budget).
             client._session.hooks["response"].append(jira_response_seen)
+            # The library translates friendly field names before a search, fetching every field of the site (GET
+            # /field) the first time, and again after any failure: one more call per search, starving a
+            # rate-limited Jira. The bot asks by field id only, so it tells the library the one name it uses.
+            client._fields_cache_value = {"labels": "labels"}
             self._local.client = client
         return client
 

@@ -42,3 +42,5 @@ def test_an_uncertain_create_is_looked_for_once_then_429s_cost_no_more_searches(
     assert len(issues(emulators)) == 1
     # 503 (uncertain) -> search, found nothing -> 429 -> 429 -> create: one search, four creates.
     assert _calls(emulators) == (4, 1)
+    # and the search was one call: the jira library did not first fetch every field of the site
+    assert not [r for r in emulators.jira.requests() if r["path"].endswith("/field")]
