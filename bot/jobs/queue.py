@@ -136,6 +136,25 @@ def claim(
         return job
 
 
+def hurry(engine: Engine, lane_prefix: str) -> int:
+    """Jobs of lanes starting with ``lane_prefix`` that wait to retry after failing run now: their outside system
+    has just answered again (an outage ended), so none sits out the rest of its own backoff. The system's budget
+    still paces them."""
+    now = utcnow()
+    with transaction(engine) as session:
+        result = session.execute(
+            update(Job)
+            .where(
+                col(Job.status) == JobStatus.PENDING,
+                col(Job.run_after) > now,
+                col(Job.attempts) > 0,
+                col(Job.lane).startswith(lane_prefix, autoescape=True),
+            )
+            .values(run_after=now)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def followers(session: Session, job: Job, limit: int) -> list[Job]:
     """The pending jobs of ``job``'s lane and kind queued right after it (none of another kind in between), for a
     handler that applies them together with ``job`` in one transaction (``complete_followers`` marks them done

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -30,6 +31,7 @@ from bot.metrics import JOBS_FAILED, JOBS_FINISHED, RATE_LIMITED
 from bot.settings import Settings
 
 log = logging.getLogger("triage.worker")
+HURRY_EVERY = 5.0  # seconds: how often one pool hurries the waiting jobs of a system that answers again
 
 
 class JobContext:
@@ -90,6 +92,7 @@ class WorkerPool:
         self._wake = threading.Condition()
         self._running: dict[int, str] = {}
         self._running_lock = threading.Lock()
+        self._hurried: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -175,6 +178,8 @@ class WorkerPool:
                 with transaction(self.engine) as session:
                     queue.complete(session, job, worker_id)
             JOBS_FINISHED.labels(job.kind, "done").inc()
+            if job.attempts > 1:
+                self._recovered(job.lane)
         except queue.LostLease:
             log.warning("lease lost; another worker has the job", extra={"job_id": job.id, "kind": job.kind})
         except Exception as exc:
@@ -182,6 +187,29 @@ class WorkerPool:
         finally:
             with self._running_lock:
                 self._running.pop(job.id, None)
+
+    def _recovered(self, lane: str) -> None:
+        """A job that had failed went through: if its lane belongs to an outside system that was failing, the
+        others waiting out their own backoff for it go now (once per system every few seconds)."""
+        prefix = lane.split(":", 1)[0] + ":"
+        if prefix not in ("jira:", "slack:", "mail:"):
+            return
+        now = time.monotonic()
+        with self._running_lock:
+            if now - self._hurried.get(prefix, -HURRY_EVERY) < HURRY_EVERY:
+                return
+            self._hurried[prefix] = now
+        try:
+            hurried = queue.hurry(self.engine, prefix)
+        except Exception:
+            log.exception("cannot hurry the jobs waiting for a system that answers again")
+            return
+        if hurried:
+            log.info(
+                "an outside system answers again; its waiting jobs go now",
+                extra={"lane_prefix": prefix, "jobs": hurried},
+            )
+            self.wake()
 
     def _failed(self, job: Job, worker_id: str, exc: Exception) -> None:
         verdict = classify(exc)

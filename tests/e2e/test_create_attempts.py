@@ -44,3 +44,17 @@ def test_an_uncertain_create_is_looked_for_once_then_429s_cost_no_more_searches(
     assert _calls(emulators) == (4, 1)
     # and the search was one call: the jira library did not first fetch every field of the site
     assert not [r for r in emulators.jira.requests() if r["path"].endswith("/field")]
+
+
+def test_when_jira_answers_again_the_jobs_waiting_for_it_go_at_once(
+    make_bot: Any, emulators: Emulators, database_url: str
+) -> None:
+    bot: BotProcess = make_bot(TRIAGE_JIRA_SEARCH_SETTLE_SECONDS="0")
+    emulators.jira.set_fault(status=503, count=3, methods={"POST"}, path_contains="/issue")
+    with bot.client() as client:
+        post_alert(client, alertmanager_payload("H1", alerts=1))
+        post_alert(client, alertmanager_payload("H2", alerts=1))
+    queue_drained(database_url, timeout=60)
+    assert len(issues(emulators)) == 2
+    # Both failed, both retried; the one that went through sent the other, still waiting out its backoff, at once.
+    assert "its waiting jobs go now" in bot.log()

@@ -288,3 +288,19 @@ def test_a_claim_for_urgent_work_only_leaves_routine_work(engine: Any) -> None:
     urgent = _add_urgent(engine, "new:1")
     claimed = queue.claim(engine, "w", 30, urgent_only=True)
     assert claimed is not None and claimed.id == urgent
+
+
+def test_hurry_runs_now_the_jobs_of_a_system_waiting_out_their_backoff(engine: Any) -> None:
+    retrying = _add(engine, "jira:1")
+    other_system = _add(engine, "slack:1")
+    never_tried = _add(engine, "jira:2", delay=3600)  # a job told to wait that never failed: left alone
+    for job_id in (retrying, other_system):
+        job = queue.claim(engine, "w", 30)
+        assert job is not None and job.id == job_id
+        queue.fail(engine, job, "w", "503", retry_in=3600)
+    assert queue.claim(engine, "w", 30) is None
+    assert queue.hurry(engine, "jira:") == 1
+    again = queue.claim(engine, "w", 30)
+    assert again is not None and again.id == retrying
+    assert queue.claim(engine, "w", 30) is None  # the Slack job and the delayed one still wait
+    assert never_tried is not None
