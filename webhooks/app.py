@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from sqlmodel import Session
 
 from bot import logs
 from bot.clients.identity import SessionVerifier
+from bot.clients.slack import GROUPS_TTL
 from bot.db import migrate
 from bot.jobs import queue
 from bot.mail.mailer import Mailer
@@ -78,6 +80,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool = worker_pool(runtime, settings.workers)  # in this process: TRIAGE_WORKER_PROCESSES=0
             pool.start()
             app.state.waker = pool
+        groups_stop = threading.Event()
+        if pool is None:  # no worker here reads the policy's Slack user groups into this process's gateway
+            threading.Thread(
+                target=_keep_user_groups_known, args=(runtime, groups_stop), name="slack-user-groups", daemon=True
+            ).start()
         if settings.sandbox:
             log.warning(
                 "SANDBOX MODE: Jira and/or Slack are the built-in emulators, nothing leaves this machine",
@@ -108,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if socket_mode is not None:
                 await socket_mode.close()  # no more clicks in; the ones acked are stored already
             app.state.waker = Nobody()
+            groups_stop.set()
             if processes is not None:
                 await run_in_threadpool(processes.stop)  # they finish the jobs they are running
             if pool is not None:
@@ -164,6 +172,22 @@ def _worker_environment(settings: Settings, catcher: MailCatcher | None) -> dict
         target = catcher.target
         env["TRIAGE_SMTP_URL"] = f"smtp://{target.host}:{target.port}?starttls=off"
     return env
+
+
+def _keep_user_groups_known(runtime: Runtime, stop: threading.Event) -> None:
+    """The Slack listeners open forms with the policy's user groups as this process last read them (the ack cannot
+    wait for Slack). Workers in this process read them as they decide; without any, they are read here: at start
+    (again every 2 s until Slack answers) and then before they go stale."""
+    lists = [a.users for a in runtime.policy.audiences() if any(u.startswith("S") for u in a.users)]
+    while lists:
+        for users in lists:
+            try:
+                runtime.slack.members(users)  # a group Slack cannot list keeps its last known members
+            except Exception as exc:
+                log.warning("cannot read the policy's Slack user groups", extra={"error": str(exc)[:300]})
+        unknown = any(runtime.slack.known_members(users) is None for users in lists)
+        if stop.wait(2.0 if unknown else GROUPS_TTL / 2):
+            return
 
 
 def _process_metrics(settings: Settings) -> CollectorRegistry:
