@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -29,6 +30,8 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import tempfile
+
     import uvicorn
 
     if args.host:
@@ -37,6 +40,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["TRIAGE_PORT"] = str(args.port)
     if args.workers is not None:
         os.environ["TRIAGE_WORKERS"] = str(args.workers)
+    if args.processes is not None:
+        os.environ["TRIAGE_WORKER_PROCESSES"] = str(args.processes)
     settings = _settings()
     if settings.full_sandbox and not os.environ.get("TRIAGE_DATABASE_URL"):
         # The emulators keep nothing across restarts, so neither may the tickets that point into them.
@@ -47,26 +52,66 @@ def cmd_serve(args: argparse.Namespace) -> int:
         load_policy(settings.policy)
     except PolicyError as exc:
         return _fail(str(exc))
+    metrics_dir = None
+    if settings.workers and settings.worker_processes and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # The worker processes count their jobs and calls too: every process writes its metrics to files here and
+        # /metrics adds them up. Set before anything imports prometheus_client; the children inherit it.
+        metrics_dir = tempfile.mkdtemp(prefix="triage-bot-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        _remove_on_signal(metrics_dir)
     mode = "SANDBOX MODE (built-in Jira and/or Slack emulators)" if settings.sandbox else "live"
     print(f"triage-bot serving on {settings.local_url} in {mode}; policy {settings.policy}", file=sys.stderr)
+    print(f"  workers: {_workers_line(settings)}", file=sys.stderr)
     if settings.sandbox:
         print(f"  Jira emulator:  {settings.local_url}/sandbox/jira/_emulator/issues", file=sys.stderr)
         print(f"  Slack emulator: {settings.local_url}/sandbox/slack/_emulator/messages", file=sys.stderr)
         print(f"  try it:         triage-bot demo --url {settings.local_url}", file=sys.stderr)
-    uvicorn.run(
-        "webhooks.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=20,
-    )
+    try:
+        uvicorn.run(
+            "webhooks.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_keep_alive=settings.http_keep_alive_seconds,
+            timeout_graceful_shutdown=20,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
+def _remove_on_signal(path: str) -> None:
+    """uvicorn ends its graceful shutdown by raising the SIGTERM or SIGINT it caught again, with the handler that
+    was there before it: this one, which removes ``path`` and then lets the signal end the process as it would
+    have."""
+
+    def leave(sig: int, frame: object) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        signal.raise_signal(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, leave)
+
+
+def _workers_line(settings: Settings) -> str:
+    threads, processes = settings.workers, settings.worker_processes
+    if not threads:
+        return "none (TRIAGE_WORKERS=0: intake only; run `triage-bot worker` elsewhere)"
+    if not processes:
+        return f"{threads} threads inside this process (TRIAGE_WORKER_PROCESSES=0)"
+    plural = "es" if processes > 1 else ""
+    return (
+        f"{processes} process{plural} of {threads} threads each, supervised by this one "
+        "(TRIAGE_WORKER_PROCESSES, TRIAGE_WORKERS)"
+    )
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
-    from bot import logs
+    from bot import logs, supervisor
     from bot.db import migrate
     from bot.pool import worker_pool
     from bot.runtime import Runtime
@@ -78,10 +123,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return _fail("the database schema is not current: run `triage-bot db upgrade` first")
     pool = worker_pool(runtime, args.threads or settings.workers or 1)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.supervised is None:
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    else:
+        # Started by `serve`: Ctrl-C in a terminal reaches the whole process group, and `serve` stops its workers
+        # itself (SIGTERM, or the wake pipe's end of file when it is gone).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        supervisor.follow_parent(args.supervised, pool.wake, stop.set)
     pool.start()
-    print(f"triage-bot worker {pool.name}: {pool.threads} threads; Ctrl-C to stop", file=sys.stderr)
+    whose = f" (worker process of serve {os.getppid()})" if args.supervised is not None else "; Ctrl-C to stop"
+    print(f"triage-bot worker {pool.name}: {pool.threads} threads{whose}", file=sys.stderr)
     stop.wait()
     pool.stop()
     return 0
@@ -412,11 +464,13 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the webhook server (and its workers)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, help="worker threads in this process (0: none)")
+    serve.add_argument("--workers", type=int, help="worker threads per worker process (0: no workers, intake only)")
+    serve.add_argument("--processes", type=int, help="worker processes (0: the worker threads run in this process)")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run workers only")
     worker.add_argument("--threads", type=int)
+    worker.add_argument("--supervised", type=int, metavar="FD", help=argparse.SUPPRESS)  # serve's wake pipe
     worker.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database schema")

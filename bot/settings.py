@@ -75,7 +75,14 @@ class Settings(BaseSettings):
     jira_requests_per_second: float | None = Field(default=None, gt=0, le=1000)
     slack_requests_per_second: float | None = Field(default=None, gt=0, le=1000)
 
-    workers: int = Field(default=8, ge=0, le=64)
+    workers: int = Field(default=8, ge=0, le=64)  # threads per worker process (or inside serve, with 0 processes)
+    # Worker processes `serve` starts and supervises beside the HTTP server, each running `workers` threads; 0: the
+    # threads run inside the HTTP process (one GIL with the event loop: intake slows while the queue is busy).
+    worker_processes: int = Field(default=1, ge=0, le=32)
+    # How long an idle keep-alive connection stays open. Longer than any proxy or load balancer in front keeps one
+    # (nginx upstream keepalive 60 s, AWS ALB 60 s): the side that closes an idle connection must be the client,
+    # or a request sent on it as the server closes it ends in a connection reset with no answer.
+    http_keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
     job_lease_seconds: float = Field(default=60.0, ge=1)
     job_max_attempts: int = Field(default=25, ge=1)  # about 90 minutes of backoff before a job is kept as dead
     job_poll_seconds: float = Field(default=0.2, gt=0, le=10)

@@ -26,7 +26,7 @@ from bot.runtime import Runtime
 from bot.tickets.alerts import KIND, lane_for
 from bot.tickets.store import is_open
 from webhooks.auth import check_grafana_signature, require_token
-from webhooks.deps import PoolDep, RuntimeDep
+from webhooks.deps import RuntimeDep, WakerDep
 from webhooks.errors import Refusal, jsonable_errors
 from webhooks.intake import read_json_object
 from workflows.alerts import GroupNotification, Source, notification_from
@@ -76,7 +76,7 @@ def storing(source: Source, body: str, note: GroupNotification) -> Callable[[Ses
 
 
 async def _accept(
-    runtime: Runtime, pool: PoolDep, source: Source, data: dict[str, Any], raw: bytes
+    runtime: Runtime, waker: WakerDep, source: Source, data: dict[str, Any], raw: bytes
 ) -> GroupNotification:
     try:
         note = notification_from(source, data)
@@ -85,8 +85,7 @@ async def _accept(
     await runtime.intake.write(storing(source, raw.decode(), note))
     NOTIFICATIONS_RECEIVED.labels(source.value).inc()
     ALERTS_RECEIVED.labels(source.value).inc(max(1, len(note.alerts)))
-    if pool is not None:
-        pool.wake()
+    waker.wake()
     return note
 
 
@@ -95,26 +94,26 @@ def _accepted(note: GroupNotification) -> JSONResponse:
 
 
 @router.post("/alertmanager", status_code=202)
-async def alertmanager(request: Request, runtime: RuntimeDep, pool: PoolDep) -> JSONResponse:
+async def alertmanager(request: Request, runtime: RuntimeDep, waker: WakerDep) -> JSONResponse:
     """Alertmanager webhook_config receiver (payload version 4)."""
     require_token(request, runtime.settings.effective_webhook_token())
     raw, data = await read_json_object(request, runtime.settings.max_body_bytes)
-    return _accepted(await _accept(runtime, pool, Source.ALERTMANAGER, data, raw))
+    return _accepted(await _accept(runtime, waker, Source.ALERTMANAGER, data, raw))
 
 
 @router.post("/grafana", status_code=202)
-async def grafana(request: Request, runtime: RuntimeDep, pool: PoolDep) -> JSONResponse:
+async def grafana(request: Request, runtime: RuntimeDep, waker: WakerDep) -> JSONResponse:
     """Grafana unified alerting webhook contact point; HMAC-checked when TRIAGE_GRAFANA_HMAC_SECRET is set."""
     require_token(request, runtime.settings.effective_webhook_token())
     raw, data = await read_json_object(request, runtime.settings.max_body_bytes)
     secret = runtime.settings.grafana_hmac_secret
     if secret is not None:
         check_grafana_signature(request, raw, secret.get_secret_value(), runtime.settings.grafana_hmac_timestamp_header)
-    return _accepted(await _accept(runtime, pool, Source.GRAFANA, data, raw))
+    return _accepted(await _accept(runtime, waker, Source.GRAFANA, data, raw))
 
 
 @router.post("/events", status_code=202)
-async def events(request: Request, runtime: RuntimeDep, pool: PoolDep) -> JSONResponse:
+async def events(request: Request, runtime: RuntimeDep, waker: WakerDep) -> JSONResponse:
     """PagerDuty Events API v2 shaped events; answers like PagerDuty does."""
     require_token(request, runtime.settings.effective_webhook_token())
     raw, data = await read_json_object(request, runtime.settings.max_body_bytes)
@@ -122,7 +121,7 @@ async def events(request: Request, runtime: RuntimeDep, pool: PoolDep) -> JSONRe
         # PagerDuty makes up a dedup key for a trigger without one; it is stored with the event.
         data = {**data, "dedup_key": uuid.uuid4().hex}
         raw = json.dumps(data).encode()
-    note = await _accept(runtime, pool, Source.EVENTS, data, raw)
+    note = await _accept(runtime, waker, Source.EVENTS, data, raw)
     return JSONResponse(
         {"status": "success", "message": "Event processed", "dedup_key": note.extra["dedup_key"]}, status_code=202
     )

@@ -1,21 +1,28 @@
 """The FastAPI app factory: one app, one router per source, workers started with it.
 
-``uvicorn --factory webhooks.app:create_app`` (what ``triage-bot serve`` runs) reads TRIAGE_* settings.
+``uvicorn --factory webhooks.app:create_app`` (what ``triage-bot serve`` runs) reads TRIAGE_* settings. The
+workers are ``TRIAGE_WORKER_PROCESSES`` processes supervised from here (``bot.supervisor``), or with 0 of them
+threads of this process; request handlers wake them after each commit (``webhooks.deps.Waker``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlmodel import Session
 
 from bot import logs
 from bot.clients.identity import SessionVerifier
+from bot.clients.slack import GROUPS_TTL
 from bot.db import migrate
 from bot.jobs import queue
 from bot.mail.mailer import Mailer
@@ -23,8 +30,13 @@ from bot.metrics import register_queue_collector
 from bot.pool import worker_pool
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
+from bot.supervisor import WorkerProcesses
 from webhooks import alerts, errors, health, jira, reports, tickets
+from webhooks.deps import Nobody
 from webhooks.slack import app as slack
+
+if TYPE_CHECKING:
+    from bot.sandbox.mail_catcher import MailCatcher
 
 log = logging.getLogger("triage.server")
 
@@ -57,10 +69,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if catcher is not None:
             catcher.start()  # the sandbox's SMTP server, on a free port: its mail at /sandbox/mail
             runtime.mailer = Mailer(settings, catcher.target)
-        pool = worker_pool(runtime, settings.workers) if settings.workers else None
-        app.state.pool = pool
-        if pool is not None:
+        pool, processes = None, None
+        if settings.workers and settings.worker_processes:
+            processes = WorkerProcesses(
+                settings.worker_processes, settings.workers, _worker_environment(settings, catcher)
+            )
+            processes.start()
+            app.state.waker = processes
+        elif settings.workers:
+            pool = worker_pool(runtime, settings.workers)  # in this process: TRIAGE_WORKER_PROCESSES=0
             pool.start()
+            app.state.waker = pool
+        groups_stop = threading.Event()
+        if pool is None:  # no worker here reads the policy's Slack user groups into this process's gateway
+            threading.Thread(
+                target=_keep_user_groups_known, args=(runtime, groups_stop), name="slack-user-groups", daemon=True
+            ).start()
         if settings.sandbox:
             log.warning(
                 "SANDBOX MODE: Jira and/or Slack are the built-in emulators, nothing leaves this machine",
@@ -75,30 +99,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     else None,
                 },
             )
-        log.info("triage-bot ready", extra={"listen": settings.local_url, "workers": settings.workers})
+        log.info(
+            "triage-bot ready",
+            extra={
+                "listen": settings.local_url,
+                "worker_processes": settings.worker_processes if settings.workers else 0,
+                "workers": settings.workers,
+            },
+        )
         try:
             yield
         finally:
             if app.state.verifier is not None:
                 await app.state.verifier.aclose()
-            if catcher is not None:
-                await run_in_threadpool(catcher.stop)
             if socket_mode is not None:
                 await socket_mode.close()  # no more clicks in; the ones acked are stored already
+            app.state.waker = Nobody()
+            groups_stop.set()
+            if processes is not None:
+                await run_in_threadpool(processes.stop)  # they finish the jobs they are running
             if pool is not None:
                 await run_in_threadpool(pool.stop)
+            if catcher is not None:
+                await run_in_threadpool(catcher.stop)  # after the workers, which may be sending to it
             runtime.engine.dispose()
 
     app = FastAPI(title="triage-bot", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
-    app.state.pool = None
+    app.state.waker = Nobody()  # until the lifespan starts the workers, or for good when there are none
     registry = CollectorRegistry()
     register_queue_collector(registry, lambda: _queue_counts(runtime))
-    app.state.metrics_registry = registry
+    app.state.metrics_registries = (_process_metrics(settings), registry)
     errors.install(app)
     app.include_router(alerts.router)
     app.include_router(jira.router)
-    app.state.bolt = slack.install(app, runtime, wake=lambda: app.state.pool.wake() if app.state.pool else None)
+    app.state.bolt = slack.install(app, runtime, wake=lambda: app.state.waker.wake())
     app.include_router(tickets.router)
     app.state.verifier = SessionVerifier(settings) if settings.effective_identity() else None
     app.include_router(reports.router)
@@ -122,6 +157,52 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.mount("/sandbox/slack", create_slack_emulator())
     return app
+
+
+def _worker_environment(settings: Settings, catcher: MailCatcher | None) -> dict[str, str]:
+    """The worker processes' environment: this one's, plus what was decided here at start."""
+    env = {
+        **os.environ,
+        "TRIAGE_DATABASE_URL": settings.database_url,  # the sandbox's default is decided here
+        "TRIAGE_HOST": settings.host,  # where the sandbox emulators are: in this process
+        "TRIAGE_PORT": str(settings.port),
+    }
+    if catcher is not None:
+        # The sandbox mail catcher listens on a port picked at start, in this process: the workers send to it.
+        target = catcher.target
+        env["TRIAGE_SMTP_URL"] = f"smtp://{target.host}:{target.port}?starttls=off"
+    return env
+
+
+def _keep_user_groups_known(runtime: Runtime, stop: threading.Event) -> None:
+    """The Slack listeners open forms with the policy's user groups as this process last read them (the ack cannot
+    wait for Slack). Workers in this process read them as they decide; without any, they are read here: at start
+    (again every 2 s until Slack answers) and then before they go stale."""
+    lists = [a.users for a in runtime.policy.audiences() if any(u.startswith("S") for u in a.users)]
+    while lists:
+        for users in lists:
+            try:
+                runtime.slack.members(users)  # a group Slack cannot list keeps its last known members
+            except Exception as exc:
+                log.warning("cannot read the policy's Slack user groups", extra={"error": str(exc)[:300]})
+        unknown = any(runtime.slack.known_members(users) is None for users in lists)
+        if stop.wait(2.0 if unknown else GROUPS_TTL / 2):
+            return
+
+
+def _process_metrics(settings: Settings) -> CollectorRegistry:
+    """Where this process's metrics (and its worker processes') are read. With worker processes each process
+    writes its counters to files in PROMETHEUS_MULTIPROC_DIR (``triage-bot serve`` sets it) and this adds them up."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if settings.workers and settings.worker_processes:
+            log.warning(
+                "PROMETHEUS_MULTIPROC_DIR is not set: /metrics shows this process's counters only, not the worker "
+                "processes' (start with `triage-bot serve`, which sets it)"
+            )
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
 
 
 def _queue_counts(runtime: Runtime) -> dict[str, int]:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
-from bot.jobs.worker import WorkerPool
 from bot.runtime import Runtime
+
+
+class Waker(Protocol):
+    """Whoever runs the jobs: told after a commit that new work is queued, so an idle worker looks at once
+    rather than at its next poll. The in-process ``WorkerPool``, the supervised worker processes
+    (``bot.supervisor.WorkerProcesses``), or nobody (intake only). Must not block."""
+
+    def wake(self) -> None: ...
+
+
+class Nobody:
+    """No workers here (TRIAGE_WORKERS=0, workers run elsewhere): they find the work at their next poll."""
+
+    def wake(self) -> None:
+        return None
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -15,10 +29,10 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def get_pool(request: Request) -> WorkerPool | None:
-    pool: WorkerPool | None = request.app.state.pool
-    return pool
+async def get_waker(request: Request) -> Waker:
+    waker: Waker = request.app.state.waker
+    return waker
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-PoolDep = Annotated[WorkerPool | None, Depends(get_pool)]
+WakerDep = Annotated[Waker, Depends(get_waker)]

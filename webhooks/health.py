@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from bot.db import migrate
 from bot.db.engine import ping
@@ -50,6 +50,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 async def metrics(request: Request, runtime: RuntimeDep) -> Response:
     """Prometheus text format; needs the webhook token (or TRIAGE_METRICS_TOKEN) as a bearer token."""
     require_token(request, runtime.settings.effective_metrics_token())
-    local: CollectorRegistry = request.app.state.metrics_registry
-    body = await run_in_threadpool(lambda: generate_latest(REGISTRY) + generate_latest(local))
+    # This process's metrics (with its worker processes', when there are some) and the queue, read at scrape time.
+    registries: tuple[CollectorRegistry, ...] = request.app.state.metrics_registries
+    body = await run_in_threadpool(lambda: b"".join(generate_latest(registry) for registry in registries))
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -24,7 +24,7 @@ from bot.jobs.kinds import jira_in_lane
 from bot.runtime import Runtime
 from bot.tickets.jira_events import KIND
 from webhooks.auth import hmac_matches, require_token
-from webhooks.deps import PoolDep, RuntimeDep
+from webhooks.deps import RuntimeDep, WakerDep
 from webhooks.errors import Refusal, jsonable_errors
 from webhooks.intake import read_json_object
 from workflows.jira_webhooks import JiraWebhook
@@ -71,7 +71,7 @@ def persist(runtime: Runtime, key: str, delivery: str | None, body: str) -> str:
 
 
 @router.post("/webhook")
-async def jira_webhook(request: Request, runtime: RuntimeDep, pool: PoolDep) -> JSONResponse:
+async def jira_webhook(request: Request, runtime: RuntimeDep, waker: WakerDep) -> JSONResponse:
     """Jira (Cloud or Data Center) webhook for issue events."""
     if runtime.settings.jira_webhook_secret is None:
         _authenticate(request, runtime, b"")  # token in the URL or header: refuse before reading the body
@@ -91,6 +91,6 @@ async def jira_webhook(request: Request, runtime: RuntimeDep, pool: PoolDep) -> 
         outcome = await run_in_threadpool(
             persist, runtime, event.issue_key, delivery[:255] if delivery else None, body.decode()
         )
-    if outcome == "accepted" and pool is not None:
-        pool.wake()
+    if outcome == "accepted":
+        waker.wake()
     return JSONResponse({"status": outcome.split(":")[0], "detail": outcome}, status_code=200)

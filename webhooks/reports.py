@@ -19,7 +19,7 @@ from bot.clients.identity import Customer, IdentityUnavailable, ScopeMissing, Se
 from bot.metrics import REPORTS_RECEIVED
 from bot.runtime import Runtime
 from bot.tickets import reports
-from webhooks.deps import RuntimeDep
+from webhooks.deps import RuntimeDep, WakerDep
 from webhooks.errors import Refusal, jsonable_errors
 from webhooks.intake import read_json_object
 from workflows.reports import ReportIn, metric_category
@@ -88,6 +88,7 @@ def _check_limits(runtime: Runtime, report: ReportIn) -> None:
 async def create_report(
     request: Request,
     runtime: RuntimeDep,
+    waker: WakerDep,
     x_session_id: SessionHeader = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
@@ -107,11 +108,9 @@ async def create_report(
         raise Refusal(429, "rate_limited", str(exc), {"Retry-After": str(exc.retry_after)}) from None
     except reports.KeyReused as exc:
         raise Refusal(422, "idempotency_key_reused", str(exc)) from None
-    wake = request.app.state.pool.wake if request.app.state.pool else None
     if not answer.replayed:
         REPORTS_RECEIVED.labels(metric_category(runtime.policy, report.category)).inc()
-        if wake is not None:
-            wake()
+        waker.wake()
     headers = {"Location": f"/reports/{answer.body['id']}"}
     if answer.replayed:
         headers["Idempotent-Replayed"] = "true"
