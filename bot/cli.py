@@ -30,8 +30,6 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import tempfile
-
     import uvicorn
 
     if args.host:
@@ -56,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.workers and settings.worker_processes and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # The worker processes count their jobs and calls too: every process writes its metrics to files here and
         # /metrics adds them up. Set before anything imports prometheus_client; the children inherit it.
-        metrics_dir = tempfile.mkdtemp(prefix="triage-bot-metrics-")
+        metrics_dir = _fresh_metrics_dir()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         _remove_on_signal(metrics_dir)
     mode = "SANDBOX MODE (built-in Jira and/or Slack emulators)" if settings.sandbox else "live"
@@ -81,6 +79,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _fresh_metrics_dir() -> str:
+    """A new temporary folder named after this process, after removing those of `serve` processes that are gone
+    (a SIGKILL leaves its folder behind)."""
+    import tempfile
+
+    for stale in Path(tempfile.gettempdir()).glob("triage-bot-metrics-*-*"):
+        pid = stale.name.split("-")[3]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"triage-bot-metrics-{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 def _remove_on_signal(path: str) -> None:

@@ -144,9 +144,15 @@ def test_sigkill_to_serve_leaves_no_orphan(make_bot: Any, database_url: str) -> 
     bot = make_bot()
     workers = worker_processes(bot, 1)
     assert bot.proc is not None
+    environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")  # what serve gave its worker
+    [metrics] = [Path(v.split(b"=", 1)[1].decode()) for v in environ if v.startswith(b"PROMETHEUS_MULTIPROC_DIR=")]
+    assert metrics.is_dir()
     os.kill(bot.proc.pid, signal.SIGKILL)  # no shutdown at all: the workers see the wake pipe's end of file
     bot.proc.wait(timeout=30)
     wait_until(lambda: not any(alive(p) for p in workers), timeout=30, what="the orphaned workers to stop")
+    assert metrics.is_dir()  # nothing could remove it...
+    make_bot()
+    assert not metrics.exists()  # ...until the next serve starts
 
 
 def test_a_commit_wakes_an_idle_worker_process_at_once(make_bot: Any, emulators: Emulators, database_url: str) -> None:
