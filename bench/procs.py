@@ -100,6 +100,17 @@ def command_line(pid: int) -> str:
         return ""
 
 
+def _pss_kib(pid: int) -> int | None:
+    """Pss: the process's resident memory with each shared page divided among the processes sharing it."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 class RssSampler:
     """Samples the memory of whole process trees (a bot and all its processes) from a thread, every
     ``interval`` seconds, until ``stop()``: each process's peak (VmHWM, the kernel's own high-water mark, read at
@@ -111,6 +122,7 @@ class RssSampler:
         self.peaks: dict[int, int] = {}
         self.commands: dict[int, str] = {}
         self.max_total_rss = 0
+        self.max_total_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
@@ -122,7 +134,7 @@ class RssSampler:
         return self
 
     def sample(self) -> None:
-        total = 0
+        total = pss_total = 0
         for root in list(self.roots):
             for pid in process_tree(root):
                 peak, now = _status_kib(pid, "VmHWM"), _status_kib(pid, "VmRSS")
@@ -132,7 +144,9 @@ class RssSampler:
                     self.commands[pid] = command_line(pid)
                 self.peaks[pid] = max(self.peaks.get(pid, 0), peak * 1024)
                 total += now * 1024
+                pss_total += (_pss_kib(pid) or 0) * 1024
         self.max_total_rss = max(self.max_total_rss, total)
+        self.max_total_pss = max(self.max_total_pss, pss_total)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -152,6 +166,9 @@ class RssSampler:
             ],
             "sum_of_peaks_bytes": sum(self.peaks.values()),  # an upper bound of the whole bot's peak
             "max_sampled_total_rss_bytes": self.max_total_rss,  # the highest total seen at one sample
+            # The same with each page shared by several processes (the interpreter, the libraries, what a forked
+            # child still shares) counted once, split among them: the memory the whole bot takes from the machine.
+            "max_sampled_total_pss_bytes": self.max_total_pss,
         }
 
 

@@ -254,7 +254,8 @@ def big(results: Json) -> list[str]:
         "   Every post's fate is counted (a connection reset or a post without an answer is counted, never sent "
         "again). RSS: every process of the bot",
         "   (serve and all its descendants and process group, sampled every 0.25 s): the sum of each one's peak "
-        "(VmHWM), and the highest total seen at one moment.",
+        "(VmHWM), the highest total seen at one moment, and that total in PSS (a page the processes share, such as "
+        "the interpreter's, counted once).",
         "   Baseline: the bare FastAPI endpoint taking the same posts the same way. Targets: every post answered "
         "202; RSS total < 200 MB.",
     ]
@@ -282,6 +283,7 @@ def big(results: Json) -> list[str]:
                     n(p["ack_ms"]["p99"]),
                     n(rss / MiB if rss else None, ".0f"),
                     n(extra["memory"]["max_sampled_total_rss_bytes"] / MiB, ".0f") if extra else "-",
+                    n(extra["memory"].get("max_sampled_total_pss_bytes", 0) / MiB, ".0f") if extra else "-",
                     str(extra["issues"]) if extra else "-",
                     n(extra["issues_per_s"], ".1f") if extra else "-",
                     f"{n(extra['ack_to_issue_s']['p50'], '.1f')} / {n(extra['ack_to_issue_s']['p99'], '.1f')}"
@@ -301,6 +303,7 @@ def big(results: Json) -> list[str]:
             "ack p99 ms",
             "RSS MiB",
             "max total MiB",
+            "max total PSS MiB",
             "issues",
             "issues/s",
             "202->issue p50 / p99 s",
