@@ -156,6 +156,10 @@ class WorkerPool:
                 continue
             try:
                 self.run(job, worker_id)
+                # What it queued (a decision's effects) may be for another thread: this one may take only urgent
+                # work, and the others may be asleep until their next poll.
+                with self._wake:
+                    self._wake.notify()
             except Exception:
                 log.exception(
                     "job runner failed; the job's lease will expire and it will run again", extra={"job_id": job.id}
