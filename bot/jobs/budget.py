@@ -38,16 +38,17 @@ from sqlmodel import col, select
 from bot.clock import utcnow
 from bot.db.engine import reading, transaction
 from bot.db.models import OutsideBudget
-from bot.jobs.kinds import JobKind
+from bot.jobs.kinds import JobKind, system_prefix
 from bot.metrics import PACED, PAUSED, PAUSED_SECONDS
 from bot.settings import Settings
+from workflows.effects import System
 
 log = logging.getLogger("triage.budget")
 
 # The lanes whose jobs call each system: its per-ticket lanes, and Slack's words to one person.
 LANES: Mapping[str, tuple[str, ...]] = {
-    "jira": ("jira:",),
-    "slack": ("slack:", f"{JobKind.SLACK_EPHEMERAL.value}:"),
+    System.JIRA.value: (system_prefix(System.JIRA),),
+    System.SLACK.value: (system_prefix(System.SLACK), f"{JobKind.SLACK_EPHEMERAL.value}:"),
 }
 CACHE_SECONDS = 0.2  # how stale a worker's view of the pauses may be
 UNSTATED_FIRST, UNSTATED_MAX = 1.0, 60.0  # our pause when the server named no time: 1 s, doubling up to a minute

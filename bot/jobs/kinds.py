@@ -52,7 +52,15 @@ PATIENT = frozenset(JobKind(kind.value) for kind in EffectKind)
 
 def system_lane(system: System, ticket_id: int) -> str:
     """A ticket's lane for one outside system."""
-    return f"{system.value}:{ticket_id}"
+    return f"{system_prefix(system)}{ticket_id}"
+
+
+def system_prefix(system: System) -> str:
+    """What every lane of one outside system starts with (``jira:``)."""
+    return f"{system.value}:"
+
+
+SYSTEM_LANE_PREFIXES = frozenset(system_prefix(system) for system in System)
 
 
 def group_lane(dedup_hash: str) -> str:

@@ -50,8 +50,7 @@ def enqueue(
 ) -> Job | None:
     """Add a job in the caller's transaction. With ``coalesce``, skip it when the lane already has a
     pending job of the same kind (jobs that render from current state need only one pending copy)."""
-    if session.get_bind().dialect.name == "postgresql":  # SQLite needs no lock: its writers are serialised
-        session.execute(_LANE_LOCK, {"lane": lane})
+    _lock_lane(session, lane)
     if coalesce:
         # FOR UPDATE: a worker claiming that job at this moment would otherwise read the ticket before this
         # transaction commits, and the change made here would never be rendered. With the lock, either the
@@ -77,12 +76,17 @@ def enqueue(
 
 def push(session: Session, *, kind: str, lane: str, payload: dict[str, Any], priority: int = ROUTINE) -> None:
     """``enqueue`` for the intake's hot path: one INSERT, no ORM object, no coalescing."""
+    _lock_lane(session, lane)
+    now = utcnow()
+    row = {"kind": kind, "lane": lane, "payload": payload, "priority": priority, "run_after": now, "created_at": now}
+    session.connection().execute(_PUSH, row)
+
+
+def _lock_lane(session: Session, lane: str) -> None:
+    """On PostgreSQL, hold the lane's lock until commit (see _LANE_LOCK); SQLite needs none: one writer at a time."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.execute(_LANE_LOCK, {"lane": lane})
-    now = utcnow()
-    row = {"kind": kind, "lane": lane, "payload": payload, "priority": priority, "run_after": now, "created_at": now}
-    connection.execute(_PUSH, row)
 
 
 def claim(

@@ -26,6 +26,7 @@ from bot.db.engine import transaction
 from bot.db.models import Job
 from bot.jobs import queue
 from bot.jobs.budget import LANES, Budget, Pause
+from bot.jobs.kinds import SYSTEM_LANE_PREFIXES
 from bot.jobs.retry import SYSTEM, Verdict, classify, delay_for, take_noticed
 from bot.metrics import JOBS_FAILED, JOBS_FINISHED, RATE_LIMITED
 from bot.settings import Settings
@@ -196,7 +197,7 @@ class WorkerPool:
         """A job that had failed went through: if its lane belongs to an outside system that was failing, the
         others waiting out their own backoff for it go now (once per system every few seconds)."""
         prefix = lane.split(":", 1)[0] + ":"
-        if prefix not in ("jira:", "slack:", "mail:"):
+        if prefix not in SYSTEM_LANE_PREFIXES:
             return
         now = time.monotonic()
         with self._running_lock:

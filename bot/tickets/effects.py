@@ -4,7 +4,7 @@ its view, and the record of an attempt that may have landed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlmodel import Session
 
@@ -88,20 +88,22 @@ def record_attempt(
 ) -> None:
     """Commit the intent before a non-idempotent call, so that a retry knows to look before acting. ``only``: a
     look found nothing, so the earlier attempts did not land and this is the only one that may."""
-    with transaction(runtime.engine) as session:
-        row = session.get(Ticket, ticket.id)
-        assert row is not None
-        setattr(row, counter, 1 if only else getattr(row, counter) + 1)
-        if stamp:
-            setattr(row, stamp, utcnow())
-        session.add(row)
+    _count_attempts(runtime, ticket, counter, lambda n: 1 if only else n + 1, stamp)
 
 
 def forget_attempt(runtime: Runtime, ticket: Ticket, counter: str) -> None:
     """The attempt just recorded certainly did not land (refused unprocessed: a 429, a connection never made):
     the retry need not look for it first (a search per retry is what starves a rate-limited Jira)."""
+    _count_attempts(runtime, ticket, counter, lambda n: max(0, n - 1))
+
+
+def _count_attempts(
+    runtime: Runtime, ticket: Ticket, counter: str, change: Callable[[int], int], stamp: str | None = None
+) -> None:
     with transaction(runtime.engine) as session:
         row = session.get(Ticket, ticket.id)
         assert row is not None
-        setattr(row, counter, max(0, getattr(row, counter) - 1))
+        setattr(row, counter, change(getattr(row, counter)))
+        if stamp:
+            setattr(row, stamp, utcnow())
         session.add(row)
