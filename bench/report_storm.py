@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 from bench.report_util import MiB, n, table
@@ -24,6 +25,15 @@ def _failed(name: str, entry: Any) -> list[str] | None:
     if isinstance(entry, dict) and "skipped" in entry:
         return [f"   skipped: {entry['skipped']}"]
     return None
+
+
+def _measured(entry: Json, out: list[str]) -> Iterator[tuple[str, Json]]:
+    """Each database a section ran on, with its results; a failed one's line goes to ``out`` instead."""
+    for kind, r in entry.items():
+        if (failed := _failed(kind, r)) is not None:
+            out.extend(failed)
+            continue
+        yield kind, r
 
 
 def _posts(p: Json) -> str:
@@ -50,10 +60,7 @@ def steady(results: Json) -> list[str]:
     if (failed := _failed("steady", entry)) is not None:
         return out + failed
     rows = []
-    for kind, r in entry.items():
-        if (failed := _failed(kind, r)) is not None:
-            out += failed
-            continue
+    for kind, r in _measured(entry, out):
         minus = r["ack_to_issue"]["minus_floor_s"]
         unloaded = results.get("latency", {}).get(kind, {}).get("series", {}).get("unloaded", {})
         base = unloaded.get("ack_to_issue_s") if unloaded else None
@@ -126,10 +133,7 @@ def limited(results: Json) -> list[str]:
     if (failed := _failed("limited", entry)) is not None:
         return out + failed
     rows = []
-    for kind, r in entry.items():
-        if (failed := _failed(kind, r)) is not None:
-            out += failed
-            continue
+    for kind, r in _measured(entry, out):
         cp, st = r["create_phase"], r["steady_state"]
         ratio = r["ratio_vs_ideal"]
         per_issue = r["non_search_admitted_per_issue"]
@@ -197,10 +201,7 @@ def outage(results: Json) -> list[str]:
     if (failed := _failed("outage", entry)) is not None:
         return out + failed
     rows = []
-    for kind, r in entry.items():
-        if (failed := _failed(kind, r)) is not None:
-            out += failed
-            continue
+    for kind, r in _measured(entry, out):
         after, during = r["after_outage"], r["during_outage"]
         total = r["seconds_after_outage_to_all"]
         rows.append(
@@ -263,10 +264,7 @@ def big(results: Json) -> list[str]:
     if (failed := _failed("big", entry)) is not None:
         return out + failed
     rows = []
-    for kind, r in entry.items():
-        if (failed := _failed(kind, r)) is not None:
-            out += failed
-            continue
+    for kind, r in _measured(entry, out):
         for name, p, rss, extra in (
             ("bare", r["baseline_bare"], r["baseline_bare"]["peak_rss_bytes"], None),
             (f"bot, {kind}", r["posts"], r["memory"]["sum_of_peaks_bytes"], r),
