@@ -60,6 +60,11 @@ class JiraGateway:
             self._local.client = client
         return client
 
+    def connect(self) -> None:
+        """Make this thread's client now (the first one asks Jira for its server info), so that a failure to reach
+        Jira at all is told apart from a failure of the call that follows."""
+        _ = self.client
+
     def own_identity(self) -> set[str]:
         """The bot's own Jira account (Cloud accountId, Data Center name and key): its changes are not news."""
         if self._identity is None:

@@ -12,12 +12,18 @@ a worker that hit the 429 knows at once. One line is logged when a pause begins 
 and one when it ends (by the first worker of any replica to see it ended).
 
 When a pause ends, the system's jobs do not all start at once (eight workers per replica would meet the limit
-again together): they **ramp up**, starting at ``RAMP_START`` jobs per second after a first pause, doubling every
-``RAMP_DOUBLING`` seconds; a pause that begins while a ramp is on starts the next one at half the rate the 429 came
-at. Once past ``RAMP_OFF`` per second the ramp is over. Optionally, a steady pace per system as well
-(``TRIAGE_JIRA_REQUESTS_PER_SECOND``, ``TRIAGE_SLACK_REQUESTS_PER_SECOND``). Both are kept by a GCRA in the same
-row: one conditional UPDATE per claimed job of that system while it is paced. A job that finds no free slot is
-given back unstarted, and this process skips the system until the next slot.
+again together): they **ramp up**, doubling every ``RAMP_DOUBLING`` seconds until past ``RAMP_OFF`` per second. The
+ramp starts where the limit was found: at ``RAMP_FROM_MEASURED`` of the rate at which this process's jobs of that
+system went through in the ``MEASURE_SECONDS`` before the 429 (since the last pause ended, if sooner), or, when too
+few went through to tell, at half the rate a ramp on had reached, or at ``RAMP_START``. Under a token-bucket limit
+pausing for what the server said costs little (the bucket refills meanwhile) and sending at or above the limit
+costs nothing but a few 429s; sending below it after a pause is what loses time. Optionally, a steady pace per
+system as well (``TRIAGE_JIRA_REQUESTS_PER_SECOND``, ``TRIAGE_SLACK_REQUESTS_PER_SECOND``). Both are kept by a
+GCRA in the same row: one conditional UPDATE per claimed job of that system while it is paced. A job that finds no
+free slot is given back unstarted, and this process skips the system until the next slot.
+
+The rate is measured per process: with several worker processes, the ramp starts at one process's share and its
+doubling finds the rest within seconds.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import math
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,6 +66,10 @@ RAMP_START = 1.0  # jobs per second when a pause ends and no ramp was on
 RAMP_DOUBLING = 2.0  # seconds
 RAMP_MIN = 0.2  # a ramp never starts slower than a job every 5 s
 RAMP_OFF = 64.0  # past this, the ramp is over: no pacing (unless a steady rate is configured)
+MEASURE_SECONDS = 3.0  # the window over which the rate a system let through is measured when a 429 comes
+MEASURE_MIN_JOBS = 5  # fewer jobs than this in the window tell nothing of the limit
+MEASURE_MIN_SECONDS = 0.5  # nor does a shorter window
+RAMP_FROM_MEASURED = 0.9  # a ramp starts just under the rate measured
 
 
 def ramp_at(ramp_rate: float | None, pause_end: datetime | None, now: datetime) -> float | None:
@@ -106,6 +117,7 @@ class Budget:
         self._paused: dict[str, datetime] = {}  # system -> end of its pause, as last read
         self._ramps: dict[str, tuple[float, datetime]] = {}  # system -> (ramp rate, from when), as last read
         self._not_before: dict[str, float] = {}  # pacing: system -> (clock) when its next slot is free
+        self._through: dict[str, deque[float]] = {}  # system -> (clock) when each recent job of it went through
 
     @classmethod
     def from_settings(cls, engine: Engine, settings: Settings) -> Budget:
@@ -167,6 +179,37 @@ class Budget:
                 extra={"system": system, "paused_seconds": round(seconds, 3)},
             )
 
+    # -- what a worker reports of the jobs it ran -----------------------------------------------------------------
+
+    def went_through(self, lane: str) -> None:
+        """A job of the lane's system finished without a 429: counted for the rate measured when one comes."""
+        system = system_of_lane(lane)
+        if system is None:
+            return
+        tick = self._clock()
+        with self._lock:
+            times = self._through.setdefault(system, deque())
+            times.append(tick)
+            while times and times[0] < tick - MEASURE_SECONDS:
+                times.popleft()
+
+    def measured_rate(self, system: str, now: datetime) -> float | None:
+        """Jobs of ``system`` per second that went through in this process while it was not paused, over at most
+        the last ``MEASURE_SECONDS``; None when too few did to tell."""
+        tick = self._clock()
+        with self._lock:
+            times = self._through.get(system, deque())
+            ramp = self._ramps.get(system)
+            window = MEASURE_SECONDS
+            if ramp is not None:  # only since the last pause ended: a pause lets nothing through by design
+                window = min(window, max(0.0, (now - ramp[1]).total_seconds()))
+            recent = [at for at in times if at >= tick - window]
+            if recent:  # work that began within the window is measured from its beginning
+                window = min(window, tick - recent[0])
+        if len(recent) < MEASURE_MIN_JOBS or window < MEASURE_MIN_SECONDS:
+            return None
+        return len(recent) / window
+
     # -- what a worker reports when a call was answered 429 ------------------------------------------------------
 
     def rate_limited(self, system: str, retry_after: float | None, reason: str | None = None) -> Pause:
@@ -174,6 +217,7 @@ class Budget:
         nothing, for our own backoff. A pause already on is only ever lengthened, never shortened; 429s of calls
         that were in flight when it began do not lengthen a pause of our own choosing."""
         now = utcnow()
+        measured = self.measured_rate(system, now)
         with transaction(self.engine) as session:
             row = session.exec(
                 select(OutsideBudget).where(col(OutsideBudget.system) == system).with_for_update()
@@ -196,9 +240,13 @@ class Budget:
                 end = now + timedelta(seconds=seconds * (1 + random.random() / 10))  # noqa: S311 - jitter
             began = not on
             if began:
-                # The jobs start again slowly: at half the rate this 429 came at, or RAMP_START after a first one.
+                # The jobs start again just under the rate the server was seen to let through; when that is not
+                # known, at half the rate a ramp on had reached, or RAMP_START.
                 current = ramp_at(row.ramp_rate, until, now)
-                row.ramp_rate = max(RAMP_MIN, current / 2) if current is not None else RAMP_START
+                if measured is not None:
+                    row.ramp_rate = max(RAMP_MIN, measured * RAMP_FROM_MEASURED)
+                else:
+                    row.ramp_rate = max(RAMP_MIN, current / 2) if current is not None else RAMP_START
                 row.paused_since = now
                 row.reason = (reason or "")[:64] or None
             row.paused_until = end

@@ -24,7 +24,10 @@ from bot.db.engine import reading, transaction
 from bot.db.models import InboundEvent, Job, JobStatus
 
 ERROR_LIMIT = 4000
-URGENT = 0  # opens a ticket, posts its first card, answers a person: never waits behind routine work
+# Never waits behind routine work: a new ticket's issue and first card. These call an outside system and spend
+# most of their time waiting for it, so they go even before the bot's own urgent work: the two then overlap.
+OPENING = -1
+URGENT = 0  # decides on a new problem, answers a person: never waits behind routine work
 ROUTINE = 1  # brings a known ticket up to date
 # A job in one of these states keeps the later jobs of its lane waiting.
 HOLDING = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.DEAD)
@@ -111,7 +114,7 @@ def claim(
         select(Job)
         .where(col(Job.status) == JobStatus.PENDING, col(Job.run_after) <= now, ~blocked)
         .where(*(~col(Job.lane).startswith(prefix, autoescape=True) for prefix in skip_lanes))
-        .where(*((col(Job.priority) == URGENT,) if urgent_only else ()))
+        .where(*((col(Job.priority) <= URGENT,) if urgent_only else ()))
         .order_by(col(Job.priority), col(Job.run_after), col(Job.id))
         .limit(1)
     )

@@ -25,7 +25,7 @@ from bot.clock import utcnow
 from bot.db.engine import transaction
 from bot.db.models import Job
 from bot.jobs import queue
-from bot.jobs.budget import LANES, Budget, Pause
+from bot.jobs.budget import LANES, Budget, Pause, system_of_lane
 from bot.jobs.kinds import SYSTEM_LANE_PREFIXES
 from bot.jobs.retry import SYSTEM, Verdict, classify, delay_for, take_noticed
 from bot.metrics import JOBS_FAILED, JOBS_FINISHED, RATE_LIMITED
@@ -95,6 +95,9 @@ class WorkerPool:
         self._running_lock = threading.Lock()
         self._hurried: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
+        # No outside system may hold every thread: a slow Jira leaves threads for Slack and the bot's own work.
+        self.per_system = max(1, threads - 2)
+        self._busy: dict[str, int] = {}  # system -> threads running one of its jobs now
 
     def start(self) -> None:
         for index in range(self.threads):
@@ -136,7 +139,7 @@ class WorkerPool:
         while not self._stop.is_set():
             try:
                 # A paused system's jobs are not claimed at all: its lanes wait, every other system's go on.
-                skip = self.budget.skip_lanes()
+                skip = self.budget.skip_lanes() + self._full()
                 job = queue.claim(
                     self.engine, worker_id, settings.job_lease_seconds, skip_lanes=skip, urgent_only=urgent_only
                 )
@@ -155,6 +158,16 @@ class WorkerPool:
                 except Exception:
                     log.exception("cannot give a paced job back; its lease will expire", extra={"job_id": job.id})
                 continue
+            system = system_of_lane(job.lane)
+            if not self._enter(system):
+                # Threads that claimed at the same moment took the system's last free thread: give this one back.
+                try:
+                    queue.fail(
+                        self.engine, job, worker_id, "its system holds its share of threads", 0.0, count_attempt=False
+                    )
+                except Exception:
+                    log.exception("cannot give a job back; its lease will expire", extra={"job_id": job.id})
+                continue
             try:
                 self.run(job, worker_id)
                 # What it queued (a decision's effects) may be for another thread: this one may take only urgent
@@ -165,9 +178,32 @@ class WorkerPool:
                 log.exception(
                     "job runner failed; the job's lease will expire and it will run again", extra={"job_id": job.id}
                 )
+            finally:
+                self._leave(system)
             # 429s the job's calls met that did not fail it (a handler caught them): their system waits all the same.
             for verdict in take_noticed():
                 self._rate_limited(verdict, job)
+
+    def _enter(self, system: str | None) -> bool:
+        """Take one of the system's ``per_system`` threads; False when they are all taken."""
+        if system is None:
+            return True
+        with self._running_lock:
+            if self._busy.get(system, 0) >= self.per_system:
+                return False
+            self._busy[system] = self._busy.get(system, 0) + 1
+            return True
+
+    def _leave(self, system: str | None) -> None:
+        if system is not None:
+            with self._running_lock:
+                self._busy[system] -= 1
+
+    def _full(self) -> tuple[str, ...]:
+        """Lane prefixes of the systems that hold their ``per_system`` threads already: not to be claimed."""
+        with self._running_lock:
+            full = [system for system, busy in self._busy.items() if busy >= self.per_system]
+        return tuple(prefix for system in full for prefix in LANES.get(system, ()))
 
     def run(self, job: Job, worker_id: str) -> None:
         assert job.id is not None
@@ -183,6 +219,7 @@ class WorkerPool:
                 with transaction(self.engine) as session:
                     queue.complete(session, job, worker_id)
             JOBS_FINISHED.labels(job.kind, "done").inc()
+            self.budget.went_through(job.lane)
             if job.attempts > 1:
                 self._recovered(job.lane)
         except queue.LostLease:

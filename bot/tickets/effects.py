@@ -25,7 +25,7 @@ OPENS = frozenset({EffectKind.JIRA_CREATE, EffectKind.SLACK_CARD})  # a new tick
 
 def queue_effects(session: Session, ticket_id: int, effects: Iterable[Effect], *, opening: bool = False) -> None:
     """Queue ``effects`` in the caller's transaction, each in the ticket's lane for its system. ``opening``: the
-    ticket is new, and its issue and first card go before any update of a known ticket."""
+    ticket is new, and its issue and first card go before any other work (queue.OPENING)."""
     for effect in effects:
         queue.enqueue(
             session,
@@ -33,7 +33,7 @@ def queue_effects(session: Session, ticket_id: int, effects: Iterable[Effect], *
             lane=system_lane(effect.system, ticket_id),
             payload=effect.payload,
             coalesce=effect.kind in RECONCILED,
-            priority=queue.URGENT if opening and effect.kind in OPENS else queue.ROUTINE,
+            priority=queue.OPENING if opening and effect.kind in OPENS else queue.ROUTINE,
         )
 
 

@@ -118,6 +118,9 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
         return
     view = shown(runtime, ticket)
     project = ticket.jira_project or runtime.policy.jira.project
+    # A client that cannot be made (Jira down when the first one asks its server info) sends no create: that
+    # failure leaves no attempt to look for afterwards.
+    runtime.jira.connect()
     key = None
     if ticket.jira_create_attempts > 0:
         # An earlier attempt may have created the issue and lost the answer: look before creating again,

@@ -58,3 +58,19 @@ def test_when_jira_answers_again_the_jobs_waiting_for_it_go_at_once(
     assert len(issues(emulators)) == 2
     # Both failed, both retried; the one that went through sent the other, still waiting out its backoff, at once.
     assert "its waiting jobs go now" in bot.log()
+
+
+def test_a_create_that_could_not_reach_jira_at_all_costs_no_search(
+    make_bot: Any, emulators: Emulators, database_url: str
+) -> None:
+    # Jira is down from the start: the worker's first client cannot even ask Jira for its server info, so no
+    # create was ever sent, and none is looked for once Jira is back (a search each is what slowed the recovery).
+    bot: BotProcess = make_bot(TRIAGE_JIRA_SEARCH_SETTLE_SECONDS="0")
+    emulators.jira.set_fault(status=503, count=3, path_contains="/serverInfo")
+    with bot.client() as client:
+        post_alert(client, alertmanager_payload("DOWN", alerts=1))
+    queue_drained(database_url, timeout=60)
+    assert len(issues(emulators)) == 1
+    server_info = [r for r in emulators.jira.requests() if r["path"].endswith("/serverInfo")]
+    assert len(server_info) == 4  # three 503s, then the client is made
+    assert _calls(emulators) == (1, 0)

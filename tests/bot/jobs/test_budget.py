@@ -244,3 +244,31 @@ def test_after_a_pause_its_jobs_ramp_up(engine: Any) -> None:
     elsewhere = _budget(engine)  # a process that did not just wait for a slot itself
     assert elsewhere.skip_lanes() == ()
     assert [elsewhere.pace(f"jira:{n}") for n in range(20)] == [0.0] * 20
+
+
+def test_a_ramp_starts_just_under_the_rate_the_system_was_seen_to_let_through(engine: Any) -> None:
+    tick = [1000.0]
+    budget = Budget(engine, {}, cache_seconds=0.0, clock=lambda: tick[0])
+    for _ in range(40):  # 40 Jira jobs through in 2 s: 20/s
+        tick[0] += 0.05
+        budget.went_through("jira:1")
+    budget.went_through("slack:1")  # another system's work is not counted
+    assert budget.measured_rate("jira", utcnow()) == pytest.approx(20.0, rel=0.05)
+    budget.rate_limited("jira", 1.0)
+    assert _row(engine, "jira").ramp_rate == pytest.approx(18.0, rel=0.05)  # 0.9 x 20/s, not 1 job/s
+    # After that pause: only what went through since it ended counts (20 jobs in the 1.2 s since), not the
+    # seconds before it when nothing could go through.
+    _end_pause(engine, "jira", seconds_ago=1.2)
+    budget.skip_lanes()  # reads the rows: the ramp and when it began
+    tick[0] += 1.5
+    for _ in range(20):
+        tick[0] += 0.05
+        budget.went_through("jira:2")
+    assert budget.measured_rate("jira", utcnow()) == pytest.approx(20.0, rel=0.15)
+    # Too few jobs to tell: half the rate a ramp on had reached, as before.
+    quiet = Budget(engine, {}, cache_seconds=0.0, clock=lambda: tick[0])
+    assert quiet.measured_rate("jira", utcnow()) is None
+    _end_pause(engine, "jira", seconds_ago=2.0)
+    quiet.rate_limited("jira", 1.0)
+    ramp_rate = _row(engine, "jira").ramp_rate
+    assert ramp_rate is not None and 17.0 <= ramp_rate <= 19.0  # 18/s doubled over 2 s is 36/s, halved

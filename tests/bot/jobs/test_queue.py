@@ -189,9 +189,9 @@ def test_purge_forgets_old_finished_jobs_and_events_only(engine: Any) -> None:
         assert len(list(session.exec(select(InboundEvent)))) == 1
 
 
-def _add_urgent(engine: Any, lane: str) -> int | None:
+def _add_urgent(engine: Any, lane: str, priority: int = queue.URGENT) -> int | None:
     with transaction(engine) as session:
-        job = queue.enqueue(session, kind="k", lane=lane, priority=queue.URGENT)
+        job = queue.enqueue(session, kind="k", lane=lane, priority=priority)
         session.flush()
         return job.id if job else None
 
@@ -286,8 +286,18 @@ def test_a_claim_for_urgent_work_only_leaves_routine_work(engine: Any) -> None:
     _add(engine, "routine:1")
     assert queue.claim(engine, "w", 30, urgent_only=True) is None
     urgent = _add_urgent(engine, "new:1")
-    claimed = queue.claim(engine, "w", 30, urgent_only=True)
-    assert claimed is not None and claimed.id == urgent
+    opening = _add_urgent(engine, "jira:1", priority=queue.OPENING)
+    claimed = [queue.claim(engine, "w", 30, urgent_only=True) for _ in range(3)]
+    assert [job.id if job else None for job in claimed] == [opening, urgent, None]
+
+
+def test_a_new_tickets_outside_calls_go_before_the_bots_own_urgent_work(engine: Any) -> None:
+    # Alert decisions for many new groups are queued; the first group's decision queued its Jira create. The
+    # create goes next (it mostly waits on Jira, so it overlaps the decisions), not after every other decision.
+    decisions = [_add_urgent(engine, f"group:{n}") for n in range(10)]
+    create = _add_urgent(engine, "jira:1", priority=queue.OPENING)
+    claimed = [queue.claim(engine, "w", 30) for _ in range(3)]
+    assert [job.id if job else None for job in claimed] == [create, decisions[0], decisions[1]]
 
 
 def test_hurry_runs_now_the_jobs_of_a_system_waiting_out_their_backoff(engine: Any) -> None:
