@@ -139,7 +139,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format, settings.secrets())
     runtime = Runtime.build(settings)
-    if not migrate.is_current(runtime.engine, settings.database_url):
+    if not migrate.is_current(runtime.engine):
         return _fail("the database schema is not current: run `triage-bot db upgrade` first")
     pool = worker_pool(runtime, args.threads or settings.workers or 1)
     stop = threading.Event()
@@ -175,7 +175,7 @@ def cmd_db(args: argparse.Namespace) -> int:
             else f"database schema already current ({after})"
         )
     else:
-        current, head = migrate.current_revision(engine), migrate.head_revision(settings.database_url)
+        current, head = migrate.current_revision(engine), migrate.head_revision()
         print(f"current {current or 'empty'}, head {head}: {'up to date' if current == head else 'run db upgrade'}")
     return 0
 
@@ -246,7 +246,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     settings = _settings()
     engine = make_engine(settings.database_url)
-    if not migrate.is_current(engine, settings.database_url):
+    if not migrate.is_current(engine):
         return _fail(
             f"the database at {settings.database_url} has no current schema: is this the server's "
             "TRIAGE_DATABASE_URL? (`triage-bot db upgrade` creates it)"
@@ -535,6 +535,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bot.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts
     args = parser().parse_args(argv)
     result: int = args.func(args)
     return result

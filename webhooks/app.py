@@ -45,10 +45,10 @@ def _prepare_schema(runtime: Runtime) -> None:
     settings = runtime.settings
     if settings.migrate_on_start:
         migrate.upgrade(settings.database_url)
-    elif not migrate.is_current(runtime.engine, settings.database_url):
+    elif not migrate.is_current(runtime.engine):
         raise SystemExit(
             f"the database schema is not current (at {migrate.current_revision(runtime.engine)}, "
-            f"head {migrate.head_revision(settings.database_url)}): run `triage-bot db upgrade` first"
+            f"head {migrate.head_revision()}): run `triage-bot db upgrade` first"
         )
 
 

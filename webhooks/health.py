@@ -27,11 +27,7 @@ def _readiness(runtime: Runtime) -> tuple[bool, dict[str, str]]:
     try:
         ping(runtime.engine)
         checks["database"] = "ok"
-        checks["schema"] = (
-            "ok"
-            if migrate.is_current(runtime.engine, runtime.settings.database_url)
-            else ("behind: run triage-bot db upgrade")
-        )
+        checks["schema"] = "ok" if migrate.is_current(runtime.engine) else ("behind: run triage-bot db upgrade")
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     return all(v == "ok" for v in checks.values()), checks
