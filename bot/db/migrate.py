@@ -46,7 +46,8 @@ def head_revision() -> str | None:
     revisions: set[str] = set()
     revised: set[str] = set()
     for path in (MIGRATIONS / "versions").glob("*.py"):
-        declared = dict(match.groups() for match in _DECLARED.finditer(path.read_text(encoding="utf-8")))
+        found = _DECLARED.finditer(path.read_text(encoding="utf-8"))
+        declared: dict[str, str] = {match[1]: match[2] for match in found}
         if "revision" in declared:
             revisions.add(declared["revision"])
         if "down_revision" in declared:
