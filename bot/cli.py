@@ -201,7 +201,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from workflows.alerts import parse_any
-    from workflows.routing import dedup_label, route
+    from workflows.routing import what_it_would_do
 
     policy = _policy(args.policy)
     try:
@@ -211,23 +211,7 @@ def cmd_route(args: argparse.Namespace) -> int:
         return _fail(f"cannot read {args.alert}: {exc}")
     except ValidationError as exc:
         return _fail(f"{args.alert} is not an Alertmanager, Grafana or Events v2 payload:\n{exc}")
-    routing = route(policy, note)
-    env = policy.environment_named(routing.environment)
-    result = {
-        "source": note.source.value,
-        "status": note.status,
-        "title": note.title,
-        "environment": routing.environment,
-        "dedup_key": note.dedup_key,
-        "jira_label": dedup_label(note.dedup_key, 1),
-        "severity": note.severity or "(none)",
-        "priority": routing.priority,
-        "owner": routing.owner,
-        "channel": routing.channel,
-        "on_resolve": env.on_resolve,
-        "reopen": env.reopen,
-        "alerts": len(note.alerts),
-    }
+    result = what_it_would_do(policy, note)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
