@@ -60,6 +60,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     mode = "SANDBOX MODE (built-in Jira and/or Slack emulators)" if settings.sandbox else "live"
     print(f"triage-bot serving on {settings.local_url} in {mode}; policy {settings.policy}", file=sys.stderr)
     print(f"  workers: {_workers_line(settings)}", file=sys.stderr)
+    if settings.console_enabled:
+        login = " (log in with TRIAGE_CONSOLE_TOKEN)" if settings.console_login else ""
+        print(f"  console:        {settings.local_url}/console/{login}", file=sys.stderr)
     if settings.sandbox:
         print(f"  Jira emulator:  {settings.local_url}/sandbox/jira/_emulator/issues", file=sys.stderr)
         print(f"  Slack emulator: {settings.local_url}/sandbox/slack/_emulator/messages", file=sys.stderr)

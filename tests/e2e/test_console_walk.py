@@ -146,7 +146,6 @@ def test_an_alert_walked_through_every_step_by_clicks(page: Any, server: BotProc
     started = press(page, "zebra checkout", "Close")  # an alert's ticket closes with a click, no form
     shows(page, "zebra checkout", "Reopen", "Closed")
     print(f"Close -> card says closed in {time.monotonic() - started:.2f}s")
-    card(page, "zebra checkout").locator("summary").click()
     screenshot(page, "slack-closed-card")
     assert jira_status(page, key) == "Done"
 
