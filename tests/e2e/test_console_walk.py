@@ -185,6 +185,23 @@ def test_a_report_from_the_app_to_the_closing_email(page: Any, server: BotProces
     submit(page, "message", "We refunded the second charge. Sorry!", select=False)
     shows(page, "Charged twice", "Reopen", "Closed")
 
+    # A change made in Jira comes back through Jira's webhook: the comment shows in the card's thread.
+    key = card(page, "Charged twice").locator("a", has_text="SUP-").first.inner_text()
+    page.goto(f"/console/sandbox/jira/browse/{key}?as=712020:alice")
+    page.locator('textarea[name="body"]').fill("Finance confirms the refund went out.")
+    page.get_by_role("button", name="Comment").click()
+    page.locator(".comments li", has_text="Finance confirms").wait_for(timeout=QUICK)
+    slack(page, "C0PAY", "U0PA1")  # the thread of the ticket's first card
+    thread = card(page, "Charged twice").locator(".reply", has_text="Alice Example commented in Jira")
+    thread.wait_for(state="attached", timeout=WORKED)
+    slack(page, "C0OPS", "U0OP1")
+
+    # /triage, answered to the one who typed it.
+    page.locator('input[name="text"]').fill(f"{key}")
+    page.get_by_role("button", name="Send", exact=True).click()
+    page.locator("li.message.ephemeral", has_text="Charged twice").wait_for(timeout=QUICK)
+    screenshot(page, "slack-triage-command")
+
     page.goto("/console/sandbox/send")
     page.locator("td", has_text="Closed").first.wait_for(timeout=WORKED)
     screenshot(page, "send-status")
