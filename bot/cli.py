@@ -60,6 +60,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     mode = "SANDBOX MODE (built-in Jira and/or Slack emulators)" if settings.sandbox else "live"
     print(f"triage-bot serving on {settings.local_url} in {mode}; policy {settings.policy}", file=sys.stderr)
     print(f"  workers: {_workers_line(settings)}", file=sys.stderr)
+    if settings.console_enabled:
+        login = " (log in with TRIAGE_CONSOLE_TOKEN)" if settings.console_login else ""
+        print(f"  console:        {settings.local_url}/console/{login}", file=sys.stderr)
     if settings.sandbox:
         print(f"  Jira emulator:  {settings.local_url}/sandbox/jira/_emulator/issues", file=sys.stderr)
         print(f"  Slack emulator: {settings.local_url}/sandbox/slack/_emulator/messages", file=sys.stderr)
@@ -201,7 +204,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from workflows.alerts import parse_any
-    from workflows.routing import dedup_label, route
+    from workflows.routing import what_it_would_do
 
     policy = _policy(args.policy)
     try:
@@ -211,23 +214,7 @@ def cmd_route(args: argparse.Namespace) -> int:
         return _fail(f"cannot read {args.alert}: {exc}")
     except ValidationError as exc:
         return _fail(f"{args.alert} is not an Alertmanager, Grafana or Events v2 payload:\n{exc}")
-    routing = route(policy, note)
-    env = policy.environment_named(routing.environment)
-    result = {
-        "source": note.source.value,
-        "status": note.status,
-        "title": note.title,
-        "environment": routing.environment,
-        "dedup_key": note.dedup_key,
-        "jira_label": dedup_label(note.dedup_key, 1),
-        "severity": note.severity or "(none)",
-        "priority": routing.priority,
-        "owner": routing.owner,
-        "channel": routing.channel,
-        "on_resolve": env.on_resolve,
-        "reopen": env.reopen,
-        "alerts": len(note.alerts),
-    }
+    result = what_it_would_do(policy, note)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

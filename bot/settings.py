@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     policy: Path = EXAMPLE_POLICY
     webhook_token: SecretStr | None = None
     metrics_token: SecretStr | None = None
+    # The web console (/console): its own secret, exchanged at the login page for a session cookie. Unset: the
+    # console is open without a login in full sandbox mode, and off everywhere else.
+    console_token: SecretStr | None = None
     public_url: str | None = None  # default: http://HOST:PORT
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -113,6 +116,7 @@ class Settings(BaseSettings):
         "slack_app_token",
         "webhook_token",
         "metrics_token",
+        "console_token",
         "grafana_hmac_secret",
         "jira_webhook_secret",
         "session_introspection_url",
@@ -185,6 +189,8 @@ class Settings(BaseSettings):
                 raise ValueError("TRIAGE_SMTP_URL looks like smtp://user:password@host:587 or smtps://host:465")
         if self.webhook_token is not None and len(self.webhook_token.get_secret_value()) < 16:
             raise ValueError("TRIAGE_WEBHOOK_TOKEN must be at least 16 characters")
+        if self.console_token is not None and len(self.console_token.get_secret_value()) < 16:
+            raise ValueError("TRIAGE_CONSOLE_TOKEN must be at least 16 characters")
         return self
 
     @property
@@ -237,6 +243,7 @@ class Settings(BaseSettings):
         values = (
             self.webhook_token,
             self.metrics_token,
+            self.console_token,
             self.jira_webhook_secret,
             self.jira_token,
             self.slack_bot_token,
@@ -265,6 +272,16 @@ class Settings(BaseSettings):
                 self.slack_signing_secret.get_secret_value(),
             )
         return f"{self.local_url}/sandbox/slack/api/", SANDBOX_SLACK_TOKEN, SANDBOX_SLACK_SECRET
+
+    @property
+    def console_enabled(self) -> bool:
+        """The web console is served: with its token set (a login), or open in full sandbox mode."""
+        return self.console_token is not None or self.full_sandbox
+
+    @property
+    def console_login(self) -> bool:
+        """The console asks for TRIAGE_CONSOLE_TOKEN (whenever it is set, in sandbox mode too)."""
+        return self.console_token is not None
 
     @property
     def identity_sandbox(self) -> bool:

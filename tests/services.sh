@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything the test suite needs outside Python, on a fresh machine: PostgreSQL running, and the real
-# Alertmanager binary for the end-to-end test. Idempotent; quiet when all is there already.
+# Alertmanager binary for the end-to-end test, chromium for the console's browser tests. Idempotent; quiet when all
+# is there already.
 set -euo pipefail
 
 say() { printf '[services] %s\n' "$*" >&2; }
@@ -22,3 +23,13 @@ if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
 fi
 # The Debian package starts a system Alertmanager where systemd runs; the tests start their own instances.
+
+# The console's browser tests drive Debian's chromium with Playwright (Playwright's own browser download is not
+# reachable from here, so the tests launch /usr/bin/chromium by its path).
+if ! command -v chromium >/dev/null 2>&1; then
+  say "installing chromium (Debian package) for the console's browser tests"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -31,11 +32,13 @@ from bot.pool import worker_pool
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.supervisor import WorkerProcesses
-from webhooks import alerts, errors, health, jira, reports, tickets
+from webhooks import alerts, docs, errors, health, jira, reports, tickets
+from webhooks.console.web import Emulators
 from webhooks.deps import Nobody
 from webhooks.slack import app as slack
 
 if TYPE_CHECKING:
+    from bot.sandbox.jira_emulator import JiraEmulator
     from bot.sandbox.mail_catcher import MailCatcher
 
 log = logging.getLogger("triage.server")
@@ -97,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "identity": "emulator (sessions sandbox-session-jane, -john)"
                     if settings.identity_sandbox
                     else None,
+                    "console": f"{settings.base_url}/console/" if settings.console_enabled else None,
                 },
             )
         log.info(
@@ -124,13 +128,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await run_in_threadpool(catcher.stop)  # after the workers, which may be sending to it
             runtime.engine.dispose()
 
-    app = FastAPI(title="triage-bot", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="triage-bot", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     app.state.waker = Nobody()  # until the lifespan starts the workers, or for good when there are none
     registry = CollectorRegistry()
     register_queue_collector(registry, lambda: _queue_counts(runtime))
     app.state.metrics_registries = (_process_metrics(settings), registry)
     errors.install(app)
+    docs.install(app)
     app.include_router(alerts.router)
     app.include_router(jira.router)
     app.state.bolt = slack.install(app, runtime, wake=lambda: app.state.waker.wake())
@@ -138,25 +143,50 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verifier = SessionVerifier(settings) if settings.effective_identity() else None
     app.include_router(reports.router)
     app.include_router(health.router)
+    emulators = Emulators()
     if settings.jira_sandbox:
         from bot.sandbox.jira_emulator import create_jira_emulator
 
-        app.mount("/sandbox/jira", create_jira_emulator())
+        jira_app = create_jira_emulator()
+        app.mount("/sandbox/jira", jira_app)
+        emulators.jira = jira_app.state.emulator
+        if settings.full_sandbox or settings.jira_webhook_secret is not None:  # never a real token in its URL
+            _send_jira_webhooks(settings, jira_app.state.emulator)
     catcher = None
     if settings.mail_sandbox:
         from bot.sandbox.mail_catcher import MailCatcher, create_mail_catcher_app
 
         catcher = MailCatcher()
         app.mount("/sandbox/mail", create_mail_catcher_app(catcher))
+        emulators.mail = catcher
     if settings.identity_sandbox:
         from bot.sandbox.identity_emulator import create_identity_emulator
 
-        app.mount("/sandbox/identity", create_identity_emulator())
+        identity_app = create_identity_emulator()
+        app.mount("/sandbox/identity", identity_app)
+        emulators.identity = identity_app.state.emulator
     if settings.slack_sandbox:
         from bot.sandbox.slack_emulator import create_slack_emulator
 
-        app.mount("/sandbox/slack", create_slack_emulator())
+        slack_app = create_slack_emulator()
+        app.mount("/sandbox/slack", slack_app)
+        emulators.slack = slack_app.state.emulator
+    if settings.console_enabled:
+        from webhooks.console.app import install as install_console
+
+        install_console(app, runtime, emulators)
     return app
+
+
+def _send_jira_webhooks(settings: Settings, emulator: JiraEmulator) -> None:
+    """The sandbox's Jira tells the bot of changes made in it, as a Jira admin webhook does: signed with
+    TRIAGE_JIRA_WEBHOOK_SECRET when it is set, otherwise with the token in the URL (as the README says to set it
+    up)."""
+    secret = settings.jira_webhook_secret.get_secret_value() if settings.jira_webhook_secret else None
+    url = f"{settings.local_url}/jira/webhook"
+    if secret is None:
+        url += "?" + urllib.parse.urlencode({"token": settings.effective_webhook_token()})
+    emulator.add_webhook(url, secret=secret, events=["jira:issue_updated", "comment_created"])
 
 
 def _worker_environment(settings: Settings, catcher: MailCatcher | None) -> dict[str, str]:

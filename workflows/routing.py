@@ -80,3 +80,24 @@ def card_channels(policy: Policy, team: str | None, state: TicketState) -> list[
     if state in (TicketState.OPEN, TicketState.RESOLVED):
         return [policy.operators.channel]
     return []
+
+
+def what_it_would_do(policy: Policy, note: GroupNotification) -> dict[str, str | int]:
+    """What a notification would become, touching nothing (``triage-bot route`` and the console's dry run)."""
+    routing = route(policy, note)
+    env = policy.environment_named(routing.environment)
+    return {
+        "source": note.source.value,
+        "status": note.status,
+        "title": note.title,
+        "environment": routing.environment,
+        "dedup_key": note.dedup_key,
+        "jira_label": dedup_label(note.dedup_key, 1),
+        "severity": note.severity or "(none)",
+        "priority": routing.priority,
+        "owner": routing.owner,
+        "channel": routing.channel,
+        "on_resolve": env.on_resolve,
+        "reopen": env.reopen,
+        "alerts": len(note.alerts),
+    }

@@ -242,30 +242,38 @@ def extend_leases(engine: Engine, worker_id: str, job_ids: Sequence[int], lease_
 FAILED = (JobStatus.DEAD, JobStatus.REFUSED)
 
 
-def retry(engine: Engine, job_id: int) -> bool:
+def _by(who: str | None) -> str:
+    return f" by {who}" if who else ""
+
+
+def retry(engine: Engine, job_id: int, *, by: str | None = None) -> bool:
     """Put a dead or refused job back in the queue with a fresh attempt budget. A dead job runs again where it
     stands (it held its lane: nothing after it ran), its count restarting at 1, not 0: it did run before, so
     handlers that look for the result of an uncertain attempt still look. A refused job held nothing, so later
-    jobs of its lane may be running: it goes again as a new job at the lane's end, never beside them."""
+    jobs of its lane may be running: it goes again as a new job at the lane's end, never beside them. ``by``: who
+    asked (said in the job's last error: the record of what was done to it)."""
     with transaction(engine) as session:
         job = session.exec(select(Job).where(Job.id == job_id, col(Job.status).in_(FAILED)).with_for_update()).first()
         if job is None:
             return False
         if job.status == JobStatus.DEAD:
             job.status, job.attempts, job.run_after, job.finished_at = JobStatus.PENDING, 1, utcnow(), None
+            if by:
+                job.last_error = f"{job.last_error or ''} [retried{_by(by)}]"[-ERROR_LIMIT:]
             session.add(job)
             return True
         again = enqueue(session, kind=job.kind, lane=job.lane, payload=dict(job.payload))
         assert again is not None
         session.flush()
         job.status, job.finished_at = JobStatus.DONE, utcnow()
-        job.last_error = f"{job.last_error or ''} [retried as job {again.id}]"[-ERROR_LIMIT:]
+        job.last_error = f"{job.last_error or ''} [retried{_by(by)} as job {again.id}]"[-ERROR_LIMIT:]
         session.add(job)
         return True
 
 
-def drop(engine: Engine, job_id: int) -> bool:
-    """Give up on a dead or refused job for good (it stays in the table as done, with its last error)."""
+def drop(engine: Engine, job_id: int, *, by: str | None = None) -> bool:
+    """Give up on a dead or refused job for good (it stays in the table as done, with its last error and who
+    dropped it)."""
     with transaction(engine) as session:
         result = session.execute(
             update(Job)
@@ -273,7 +281,7 @@ def drop(engine: Engine, job_id: int) -> bool:
             .values(
                 status=JobStatus.DONE,
                 finished_at=utcnow(),
-                last_error=func.coalesce(Job.last_error, "") + " [dropped by an operator]",
+                last_error=func.coalesce(Job.last_error, "") + f" [dropped{_by(by or 'an operator')}]",
             )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -316,6 +324,12 @@ def stats(session: Session) -> QueueStats:
     oldest = session.exec(select(func.min(Job.created_at)).where(Job.status == JobStatus.PENDING)).first()
     age = (utcnow() - oldest).total_seconds() if oldest is not None else None
     return QueueStats(counts={str(s): int(n) for s, n in rows}, oldest_pending_age=age)
+
+
+def counts_by_kind(session: Session) -> dict[tuple[str, str], int]:
+    """How many jobs there are of each (status, kind)."""
+    rows = session.exec(select(Job.status, Job.kind, func.count()).group_by(Job.status, Job.kind)).all()
+    return {(str(status), str(kind)): int(n) for status, kind, n in rows}
 
 
 def list_jobs(session: Session, statuses: Sequence[str], limit: int = 100) -> list[Job]:

@@ -75,6 +75,7 @@ DEFAULT_USERS = (
     EmulatedSlackUser("U0PA1", "paul.pay", "paul.pay@example.com", "Paul Payments"),
     EmulatedSlackUser("U0PA2", "petra.pay", "petra.pay@example.com", "Petra Payments"),
     EmulatedSlackUser("U0QA1", "quinn.qa", "quinn.qa@example.com", "Quinn QA"),
+    EmulatedSlackUser("U0OUT1", "otto.out", "otto.out@example.com", "Otto Outsider"),  # in no policy audience
 )
 DEFAULT_CHANNELS = {"C0OPS": "ops", "C0PAY": "payments", "C0QA": "qa"}
 DEFAULT_USERGROUPS = {"S0OPS": ["U0OP1"], "S0PAY": ["U0PA1", "U0PA2"], "S0QA": ["U0QA1"]}
@@ -284,6 +285,9 @@ class SlackEmulator:
             self._messages: dict[str, dict[str, _Message]] = {}
             self._ephemeral: list[JSON] = []
             self._views: dict[str, JSON] = {}
+            self._triggers: dict[str, str] = {}  # trigger_id -> the user whose click or command made it
+            self._view_users: dict[str, str] = {}  # view id -> the user it was opened for
+            self._closed_views: set[str] = set()  # submitted (and accepted) or cancelled
             self._requests: list[JSON] = []
             self._faults: list[Fault] = []
             self._buckets: dict[str, tuple[float, float]] = {}
@@ -331,6 +335,30 @@ class SlackEmulator:
     def views(self) -> list[JSON]:
         with self._lock:
             return copy.deepcopy(list(self._views.values()))
+
+    def open_views(self, user: str) -> list[JSON]:
+        """The modals open on ``user``'s screen (opened with a trigger of theirs, not closed), oldest first."""
+        with self._lock:
+            return [
+                copy.deepcopy(v)
+                for vid, v in self._views.items()
+                if self._view_users.get(vid) == user and vid not in self._closed_views
+            ]
+
+    def close_view(self, view_id: str) -> None:
+        """The modal is gone from the screen: submitted and accepted by the app, or cancelled."""
+        with self._lock:
+            self._closed_views.add(view_id)
+
+    def respond(self, channel: str, user: str, answer: Mapping[str, Any]) -> None:
+        """Show what an app answered in a command's ack (``text``, ``blocks``) to ``user`` alone, as Slack does."""
+        text, blocks = str(answer.get("text") or ""), answer.get("blocks")
+        if not text and not blocks:
+            return
+        with self._lock:
+            stored = [{"block_id": _block_id(i, b)} | b for i, b in enumerate(blocks)] if blocks else None
+            record = {"channel": channel, "user": user, "ts": self._next_ts(), "text": text, "blocks": stored}
+            self._ephemeral.append(record | {"thread_ts": None})
 
     def requests(self) -> list[JSON]:
         with self._lock:
@@ -389,6 +417,32 @@ class SlackEmulator:
             raise ValueError(f"message {channel}/{ts} has no button {label!r}")
         body = self.block_actions_payload(channel, ts, user_id, button["action_id"], button.get("value", ""))
         return body, self.signed_request(body, timestamp=timestamp)
+
+    def press(self, channel: str, ts: str, action_id: str, user_id: str) -> tuple[str, dict[str, str]]:
+        """Press the element ``action_id`` of a message (or of an ephemeral one shown to ``user_id``) as
+        ``user_id``: the signed block_actions request (body, headers) Slack would send. KeyError if there is no
+        such message, ValueError if it has no such element."""
+        with self._lock:
+            message = self.message(channel, ts)
+            if message is None:
+                message = next(
+                    (e for e in self._ephemeral if (e["channel"], e["ts"], e["user"]) == (channel, ts, user_id)), None
+                )
+            if message is None:
+                raise KeyError(f"no message {channel}/{ts}")
+            element = next(
+                (
+                    el
+                    for block in message["blocks"] or []
+                    for el in [block.get("accessory"), *(block.get("elements") or [])]
+                    if isinstance(el, dict) and el.get("action_id") == action_id
+                ),
+                None,
+            )
+            if element is None:
+                raise ValueError(f"message {channel}/{ts} has no action_id {action_id!r}")
+            body = self.block_actions_payload(channel, ts, user_id, action_id, str(element.get("value", "")))
+        return body, self.signed_request(body)
 
     def submit_view(
         self, user_id: str, values: Mapping[str, Mapping[str, str]], view_id: str | None = None
@@ -452,15 +506,27 @@ class SlackEmulator:
             "response_url": f"https://hooks.slack.com/commands/{TEAM_ID}/{n}/sandbox{n:08d}",
             "trigger_id": f"{n}.{int(time.time())}.{secrets.token_hex(16)}",
         }
+        with self._lock:
+            self._triggers[fields["trigger_id"]] = user.id
         body = urllib.parse.urlencode(fields)
         return body, self.signed_request(body)
 
     def block_actions_payload(self, channel: str, ts: str, user_id: str, action_id: str, value: str) -> str:
         """Form body ``payload=<json>`` of a click on ``action_id`` in a stored message.
 
+        A message shown to ``user_id`` alone (an ephemeral one) can be clicked too, by them.
         Raises KeyError if the message does not exist, ValueError if it has no such action."""
         with self._lock:
-            msg = self._messages[channel][ts]
+            ephemeral = ts not in self._messages.get(channel, {})
+            if ephemeral:
+                shown = next(
+                    (e for e in self._ephemeral if (e["channel"], e["ts"], e["user"]) == (channel, ts, user_id)), None
+                )
+                if shown is None:
+                    raise KeyError(f"no message {channel}/{ts}")
+                msg = _Message(channel, ts, shown["text"], shown["blocks"], None, shown.get("thread_ts"))
+            else:
+                msg = self._messages[channel][ts]
             found = next(
                 (
                     (b, el)
@@ -475,6 +541,8 @@ class SlackEmulator:
             block, el = found
             user = self.users.get(user_id, EmulatedSlackUser(user_id, user_id.lower(), ""))
             n = next(self._ids)
+            trigger = f"{n}.{int(time.time())}.{secrets.token_hex(16)}"
+            self._triggers[trigger] = user.id
             action: JSON = {"action_id": action_id, "block_id": block["block_id"], "type": el["type"]}
             action["action_ts"] = f"{time.time():.6f}"
             if el["type"] == "button":
@@ -484,7 +552,7 @@ class SlackEmulator:
                 action["selected_option"] = option
             else:
                 action["value"] = value
-            container: JSON = {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False}
+            container: JSON = {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": ephemeral}
             if msg.thread_ts:
                 container["thread_ts"] = msg.thread_ts
             payload: JSON = {
@@ -493,16 +561,17 @@ class SlackEmulator:
                 "token": "sandbox-verification-token",
                 "user": {"id": user.id, "username": user.name, "name": user.name, "team_id": TEAM_ID},
                 "container": container,
-                "trigger_id": f"{n}.{int(time.time())}.{secrets.token_hex(16)}",
+                "trigger_id": trigger,
                 "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
                 "enterprise": None,
                 "is_enterprise_install": False,
                 "channel": {"id": channel, "name": self.channels.get(channel, "")},
-                "message": self._wire_message(msg, include_metadata=False),
                 "state": {"values": {}},
                 "response_url": f"https://hooks.slack.com/actions/{TEAM_ID}/{n}/sandbox{n:08d}",
                 "actions": [action],
             }
+            if not ephemeral:  # Slack sends the message clicked on, except for an ephemeral one
+                payload["message"] = self._wire_message(msg, include_metadata=False)
         return urllib.parse.urlencode({"payload": json.dumps(payload)})
 
     # ----- dispatch -----
@@ -752,8 +821,12 @@ class SlackEmulator:
         return {"view": copy.deepcopy(stored)}
 
     def _api_views_open(self, p: _Params, base: str) -> JSON:
-        p.get("trigger_id", required=True)
-        return self._store_view(p.parsed("view", "invalid_arguments"), f"V{next(self._ids):08d}", None)
+        trigger = p.get("trigger_id", required=True) or ""
+        view_id = f"V{next(self._ids):08d}"
+        opened = self._store_view(p.parsed("view", "invalid_arguments"), view_id, None)
+        if trigger in self._triggers:
+            self._view_users[view_id] = self._triggers[trigger]
+        return opened
 
     def _api_views_push(self, p: _Params, base: str) -> JSON:
         return self._api_views_open(p, base)
