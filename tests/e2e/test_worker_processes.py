@@ -140,8 +140,10 @@ def test_sigterm_to_serve_stops_every_worker_process(make_bot: Any, database_url
     assert "worker processes stopped" in log and "worker process died" not in log
 
 
-def test_sigkill_to_serve_leaves_no_orphan(make_bot: Any, database_url: str) -> None:
-    bot = make_bot()
+def test_sigkill_to_serve_leaves_no_orphan(make_bot: Any, database_url: str, tmp_path: Path) -> None:
+    # A temporary folder of this test's own: any other serve starting meanwhile (a test running beside this one)
+    # would clean up the killed serve's folder too.
+    bot = make_bot(TMPDIR=str(tmp_path))
     workers = worker_processes(bot, 1)
     assert bot.proc is not None
     environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")  # what serve gave its worker
@@ -151,7 +153,7 @@ def test_sigkill_to_serve_leaves_no_orphan(make_bot: Any, database_url: str) -> 
     bot.proc.wait(timeout=30)
     wait_until(lambda: not any(alive(p) for p in workers), timeout=30, what="the orphaned workers to stop")
     assert metrics.is_dir()  # nothing could remove it...
-    make_bot()
+    make_bot(TMPDIR=str(tmp_path))
     assert not metrics.exists()  # ...until the next serve starts
 
 
