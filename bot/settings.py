@@ -121,6 +121,8 @@ class Settings(BaseSettings):
         "smtp_url",
         "jira_requests_per_second",
         "slack_requests_per_second",
+        "public_url",
+        "mail_templates",
         mode="before",
     )
     @classmethod

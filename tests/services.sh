@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Everything the test suite needs outside Python, on a fresh machine: PostgreSQL running, and the real
-# Alertmanager binary for the end-to-end test. Idempotent; quiet when all is there already.
+# Everything the test suite needs outside Python, on a fresh machine: PostgreSQL running, the real Alertmanager
+# binary for the end-to-end test, and the npm validators of deploy/. Idempotent; quiet when all is there already.
 set -euo pipefail
 
 say() { printf '[services] %s\n' "$*" >&2; }
@@ -22,3 +22,19 @@ if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
 fi
 # The Debian package starts a system Alertmanager where systemd runs; the tests start their own instances.
+
+# The validators of deploy/ that come from npm (tests/deploy/package.json: Slack's manifest types and the TypeScript
+# compiler), installed as locked; again whenever the lock changes.
+DEPLOY_CHECKS="$(dirname "$0")/deploy"
+if ! cmp -s "$DEPLOY_CHECKS/package-lock.json" "$DEPLOY_CHECKS/node_modules/.installed-lock.json" 2>/dev/null; then
+  if ! command -v npm >/dev/null 2>&1; then
+    say "installing Node.js and npm (Debian packages) for the deploy/ checks"
+    export DEBIAN_FRONTEND=noninteractive
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  say "installing the deploy/ checks from npm (tests/deploy/package-lock.json)"
+  npm ci --prefix "$DEPLOY_CHECKS" --no-audit --no-fund --silent
+  cp "$DEPLOY_CHECKS/package-lock.json" "$DEPLOY_CHECKS/node_modules/.installed-lock.json"
+fi
