@@ -1,23 +1,52 @@
 # triage-bot: `make run` serves on 127.0.0.1:8080 in sandbox mode; `make test` runs the whole suite.
-# Both set up everything they need on a fresh machine.
+# Both set up everything they need on a fresh machine: `run` installs only what running needs, `test` adds the
+# dev tools. The versions are the locked ones (requirements/run.txt, requirements/dev.txt, made from pyproject.toml
+# by `make lock`), installed by uv, itself installed from PyPI into the venv by pip.
 
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+PYTHON     ?= python3
+VENV       := .venv
+BIN        := $(VENV)/bin
+UV_VERSION := 0.13.9
+UV         := $(BIN)/uv
+UV_STAMP   := $(VENV)/.uv-$(UV_VERSION)
+RUN_STAMP  := $(VENV)/.run-stamp
+DEV_STAMP  := $(VENV)/.dev-stamp
+INSTALL    := $(UV) pip install --quiet --python $(BIN)/python
+COMPILE    := $(UV) pip compile pyproject.toml --quiet --universal --python-version 3.11 --generate-hashes \
+              --custom-compile-command "make lock"
 
-.PHONY: run test lint typecheck unit bench setup services docker-lint clean
+.PHONY: run test lint unit bench setup setup-run services lock lock-upgrade clean
 
-setup: $(STAMP)
+setup: $(DEV_STAMP)
 
-$(STAMP): pyproject.toml
-	@echo "[setup] creating $(VENV) and installing triage-bot with its dev tools"
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+setup-run: $(RUN_STAMP)
 
-run: setup
+$(UV_STAMP):
+	@test -x $(BIN)/python || { echo "[setup] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@touch $@
+
+$(RUN_STAMP): requirements/run.txt pyproject.toml | $(UV_STAMP)
+	@echo "[setup] installing triage-bot and what it needs to run (requirements/run.txt)"
+	@$(INSTALL) --require-hashes -r requirements/run.txt
+	@$(INSTALL) --no-deps -e .
+	@touch $@
+
+$(DEV_STAMP): requirements/dev.txt $(RUN_STAMP)
+	@echo "[setup] installing the dev tools (requirements/dev.txt)"
+	@$(INSTALL) --require-hashes -r requirements/dev.txt
+	@touch $@
+
+# The lock files, from pyproject.toml's dependency lists (the source of truth). Versions already locked stay as they
+# are unless pyproject.toml no longer admits them; `make lock-upgrade` takes the newest of everything.
+lock: $(UV_STAMP)
+	$(COMPILE) $(LOCK_FLAGS) -o requirements/run.txt
+	$(COMPILE) $(LOCK_FLAGS) --extra dev --constraint requirements/run.txt -o requirements/dev.txt
+
+lock-upgrade:
+	@$(MAKE) --no-print-directory lock LOCK_FLAGS=--upgrade
+
+run: setup-run
 	$(BIN)/triage-bot serve
 
 services:
@@ -31,7 +60,7 @@ lint: setup
 	$(BIN)/hadolint Dockerfile
 
 test: setup services lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 unit: setup
 	$(BIN)/python -m pytest tests/workflows
@@ -40,4 +69,4 @@ bench: setup services
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info tests/deploy/node_modules

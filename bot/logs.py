@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line, with secrets masked wherever they might appear."""
+"""Logs on stderr: one JSON object per line for machines, a readable line for a person at a terminal; secrets are
+masked wherever they might appear."""
 
 from __future__ import annotations
 
@@ -46,24 +47,37 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, default=str), self.secrets)
 
 
+_COLOURS = {"WARNING": "\033[33m", "ERROR": "\033[31m", "CRITICAL": "\033[31;1m"}
+
+
 class TextFormatter(logging.Formatter):
-    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    """``12:00:01 WARNING triage.jira  message  key=value ...``, the level in colour on a terminal."""
+
+    def __init__(self, secrets: tuple[str, ...] = (), colour: bool = False) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s  %(message)s", datefmt="%H:%M:%S")
         self.secrets = secrets
+        self.colour = colour
 
     def format(self, record: logging.LogRecord) -> str:
         extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
-        line = super().format(record) + (f" {extra}" if extra else "")
+        line = super().format(record) + "".join(f"  {k}={v}" for k, v in extra.items() if v is not None)
+        colour = _COLOURS.get(record.levelname) if self.colour else None
+        if colour:
+            line = line.replace(record.levelname, f"{colour}{record.levelname}\033[0m", 1)
         return redact(line, self.secrets)
 
 
 def configure(level: str, fmt: str, secrets: tuple[str, ...] = ()) -> None:
+    """``fmt``: json, text, or auto (text when stderr is a terminal, where a person reads it; JSON otherwise)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(secrets) if fmt == "json" else TextFormatter(secrets))
+    terminal = sys.stderr.isatty()
+    text = fmt == "text" or (fmt == "auto" and terminal)
+    handler.setFormatter(TextFormatter(secrets, colour=terminal) if text else JsonFormatter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("urllib3", "jira", "slack_sdk", "slack_bolt", "httpx", "alembic"):
+    # mail.log: aiosmtpd, the sandbox's mail catcher, which logs each connection (its own check at start too).
+    for noisy in ("urllib3", "jira", "slack_sdk", "slack_bolt", "httpx", "alembic", "mail.log"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []

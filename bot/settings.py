@@ -5,7 +5,8 @@ from __future__ import annotations
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.utils import parseaddr
-from functools import cached_property
+from functools import cache, cached_property
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -93,7 +94,7 @@ class Settings(BaseSettings):
     event_retention_days: int = Field(default=30, ge=1)  # inbound request bodies kept this long
     max_body_bytes: int = Field(default=5_242_880, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto: text for a person at a terminal, else JSON
     auto_migrate: bool | None = None  # default: on for SQLite, off for server databases
 
     @field_validator("database_url")
@@ -124,6 +125,8 @@ class Settings(BaseSettings):
         "smtp_url",
         "jira_requests_per_second",
         "slack_requests_per_second",
+        "public_url",
+        "mail_templates",
         mode="before",
     )
     @classmethod
@@ -209,6 +212,36 @@ class Settings(BaseSettings):
     def full_sandbox(self) -> bool:
         """Both Jira and Slack are the built-in emulators: nothing real is reachable through this bot."""
         return self.jira_sandbox and self.slack_sandbox
+
+    def parts(self) -> list[tuple[str, str, str]]:
+        """The outside parts as (name, "real", "emulated" or "off", where the real one is or the stand-in's page)."""
+        local = self.base_url
+
+        def part(name: str, real: str | None, emulated: bool, page: str, off: str) -> tuple[str, str, str]:
+            if real is not None:
+                return (name, "real", real)
+            return (name, "emulated", f"{local}{page}") if emulated else (name, "off", off)
+
+        smtp = self.smtp_url.get_secret_value() if self.smtp_url else None
+        slack = None if self.slack_sandbox else self.slack_api_url
+        return [
+            part("Jira", self.jira_url, True, "/sandbox/jira/_emulator/issues", ""),
+            part("Slack", slack, True, "/sandbox/slack/_emulator/messages", ""),
+            part(
+                "mail",
+                _without_password(smtp) if smtp else None,
+                self.mail_sandbox,
+                "/sandbox/mail/_emulator/messages",
+                "no e-mail is sent to customers (TRIAGE_SMTP_URL is unset)",
+            ),
+            part(
+                "sessions",
+                self.session_introspection_url,
+                self.identity_sandbox,
+                "/sandbox/identity (sessions sandbox-session-jane, sandbox-session-john)",
+                "customer reports are off: POST /reports answers 503 (TRIAGE_SESSION_INTROSPECTION_URL is unset)",
+            ),
+        ]
 
     @property
     def is_sqlite(self) -> bool:
@@ -311,6 +344,20 @@ class Settings(BaseSettings):
 
 def _smtp_password(url: SecretStr) -> str:
     return urlsplit(url.get_secret_value()).password or ""
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+@cache
+def package_version() -> str:
+    """The installed triage-bot's version (pyproject.toml's)."""
+    try:
+        return version("triage-bot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 class SettingsError(Exception):

@@ -69,6 +69,7 @@ class BotProcess:
     command: tuple[str, ...] = ("serve",)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    cwd: Path | None = None  # where it runs (the sandbox's var/sandbox.db is relative to it)
 
     @property
     def url(self) -> str:
@@ -83,6 +84,7 @@ class BotProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            cwd=self.cwd,
         )
         if wait and self.command[0] == "serve":
             wait_until(self._ready, timeout=30, interval=0.1, what=f"bot at {self.url} (log {self.log_path})")

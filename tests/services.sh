@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Everything the test suite needs outside Python, on a fresh machine: PostgreSQL running, and the real
-# Alertmanager binary for the end-to-end test, chromium for the console's browser tests. Idempotent; quiet when all
-# is there already.
+# Everything the test suite needs outside Python, on a fresh machine: PostgreSQL running, the real Alertmanager
+# binary for the end-to-end test, chromium for the console's browser tests, and the npm validators of deploy/.
+# Idempotent; quiet when all is there already.
 set -euo pipefail
 
 say() { printf '[services] %s\n' "$*" >&2; }
@@ -32,4 +32,20 @@ if ! command -v chromium >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
+# The validators of deploy/ that come from npm (tests/deploy/package.json: Slack's manifest types and the TypeScript
+# compiler), installed as locked; again whenever the lock changes.
+DEPLOY_CHECKS="$(dirname "$0")/deploy"
+if ! cmp -s "$DEPLOY_CHECKS/package-lock.json" "$DEPLOY_CHECKS/node_modules/.installed-lock.json" 2>/dev/null; then
+  if ! command -v npm >/dev/null 2>&1; then
+    say "installing Node.js and npm (Debian packages) for the deploy/ checks"
+    export DEBIAN_FRONTEND=noninteractive
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  say "installing the deploy/ checks from npm (tests/deploy/package-lock.json)"
+  npm ci --prefix "$DEPLOY_CHECKS" --no-audit --no-fund --silent
+  cp "$DEPLOY_CHECKS/package-lock.json" "$DEPLOY_CHECKS/node_modules/.installed-lock.json"
 fi

@@ -30,7 +30,7 @@ from bot.mail.mailer import Mailer
 from bot.metrics import register_queue_collector
 from bot.pool import worker_pool
 from bot.runtime import Runtime
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, load_settings, package_version
 from bot.supervisor import WorkerProcesses
 from webhooks import alerts, docs, errors, health, jira, reports, tickets
 from webhooks.console.web import Emulators
@@ -89,19 +89,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 target=_keep_user_groups_known, args=(runtime, groups_stop), name="slack-user-groups", daemon=True
             ).start()
         if settings.sandbox:
+            parts = settings.parts()
+            emulated = [name for name, state, _ in parts if state == "emulated"]
+            real = [name for name, state, _ in parts if state == "real"]
             log.warning(
-                "SANDBOX MODE: Jira and/or Slack are the built-in emulators, nothing leaves this machine",
-                extra={
-                    "jira": "emulator" if settings.jira_sandbox else settings.jira_url,
-                    "slack": "emulator" if settings.slack_sandbox else settings.slack_api_url,
-                    "jira_browse": f"{settings.base_url}/sandbox/jira/_emulator/issues",
-                    "slack_messages": f"{settings.base_url}/sandbox/slack/_emulator/messages",
-                    "mail": f"{settings.base_url}/sandbox/mail/_emulator/messages" if catcher else None,
-                    "identity": "emulator (sessions sandbox-session-jane, -john)"
-                    if settings.identity_sandbox
-                    else None,
-                    "console": f"{settings.base_url}/console/" if settings.console_enabled else None,
-                },
+                ("SANDBOX MODE: " if settings.full_sandbox else "PARTLY EMULATED: ")
+                + f"emulated here: {', '.join(emulated)}; real: {', '.join(real) or 'nothing'}"
+                + ("; nothing is sent outside this machine" if not real else ""),
+                extra={name.lower(): f"{state}: {where}" for name, state, where in parts}
+                | {"console": f"{settings.base_url}/console/" if settings.console_enabled else None},
             )
         log.info(
             "triage-bot ready",
@@ -128,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await run_in_threadpool(catcher.stop)  # after the workers, which may be sending to it
             runtime.engine.dispose()
 
-    app = FastAPI(title="triage-bot", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="triage-bot", version=package_version(), lifespan=lifespan)
     app.state.runtime = runtime
     app.state.waker = Nobody()  # until the lifespan starts the workers, or for good when there are none
     registry = CollectorRegistry()

@@ -100,28 +100,21 @@ class Alertmanager:
         assert answer.status_code == 200, f"Alertmanager refused the alerts: {answer.status_code} {answer.text}"
 
 
+SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager.yml"
+
+
 def write_config(path: Path, bot: BotProcess) -> Path:
-    config = {
-        "route": {
-            "receiver": "triage-bot",
-            "group_by": ["alertname"],
-            "group_wait": "1s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",
-        },
-        "receivers": [
-            {
-                "name": "triage-bot",
-                "webhook_configs": [
-                    {
-                        "url": f"{bot.url}/alerts/alertmanager",
-                        "send_resolved": True,
-                        "http_config": {"authorization": {"type": "Bearer", "credentials": WEBHOOK_TOKEN}},
-                    }
-                ],
-            }
-        ],
-    }
+    """deploy/alertmanager.yml, the one users get, with only the bot's URL, the token file and the group timings
+    (seconds, not minutes) changed."""
+    config = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    config["route"] |= {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
+    [receiver] = config["receivers"]
+    [webhook] = receiver["webhook_configs"]
+    assert webhook["url"].endswith("/alerts/alertmanager") and webhook["send_resolved"] is True
+    webhook["url"] = f"{bot.url}/alerts/alertmanager"
+    token = path.with_name("triage-bot-token")
+    token.write_text(WEBHOOK_TOKEN)
+    webhook["http_config"]["authorization"]["credentials_file"] = str(token)
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     check = subprocess.run(
         [_binary("amtool"), "check-config", str(path)], capture_output=True, text=True, timeout=30, check=False

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from string import Template
 from typing import Any
 
+import httpx
 import pytest
+import yaml
 
 from tests.conftest import Emulators
 from tests.e2e.helpers import cards, issues, post_alert, queue_drained
@@ -124,10 +128,24 @@ def test_events_api_trigger_acknowledge_resolve(bot: BotProcess, emulators: Emul
 
 
 def test_grafana_payload_and_hmac(make_bot: Any, emulators: Emulators, database_url: str) -> None:
+    """A notification sent as deploy/grafana-contact-point.yaml makes Grafana send it: that URL path, that
+    Authorization header, the HMAC signature over the timestamp and the body, in the headers it names."""
     import hashlib
     import hmac
+    import time
+    from urllib.parse import urlsplit
 
-    bot = make_bot(TRIAGE_GRAFANA_HMAC_SECRET="grafana-secret")
+    shipped = (Path(__file__).resolve().parents[2] / "deploy" / "grafana-contact-point.yaml").read_text()
+    # Grafana replaces a provisioning file's $VARIABLES with its environment's values.
+    values = {"TRIAGE_WEBHOOK_TOKEN": WEBHOOK_TOKEN, "TRIAGE_GRAFANA_HMAC_SECRET": "grafana-secret"}
+    [point] = yaml.safe_load(Template(shipped).substitute(values))["contactPoints"]
+    [receiver] = point["receivers"]
+    settings = receiver["settings"]
+    assert receiver["type"] == "webhook" and settings["httpMethod"] == "POST"
+    signing = settings["hmacConfig"]
+    bot = make_bot(
+        TRIAGE_GRAFANA_HMAC_SECRET="grafana-secret", TRIAGE_GRAFANA_HMAC_TIMESTAMP_HEADER=signing["timestampHeader"]
+    )
     body = alertmanager_payload("G") | {
         "version": "1",
         "orgId": 1,
@@ -136,15 +154,19 @@ def test_grafana_payload_and_hmac(make_bot: Any, emulators: Emulators, database_
         "message": "**Firing**",
     }
     raw = json.dumps(body).encode()
-    signature = hmac.new(b"grafana-secret", raw, hashlib.sha256).hexdigest()
-    with bot.client() as client:
-        headers = {"Content-Type": "application/json"}
-        bad = client.post("/alerts/grafana", content=raw, headers=headers | {"X-Grafana-Alerting-Signature": "00"})
+    stamp = str(int(time.time()))
+    signature = hmac.new(signing["secret"].encode(), f"{stamp}:".encode() + raw, hashlib.sha256).hexdigest()
+    path = urlsplit(settings["url"]).path
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": f"{settings['authorization_scheme']} {settings['authorization_credentials']}",
+        signing["timestampHeader"]: stamp,
+    }
+    with httpx.Client(base_url=bot.url, timeout=30) as client:
+        bad = client.post(path, content=raw, headers=headers | {signing["header"]: "00"})
         assert bad.status_code == 401 and bad.json()["error"] == "bad_signature"
-        good = client.post(
-            "/alerts/grafana", content=raw, headers=headers | {"X-Grafana-Alerting-Signature": signature}
-        )
-        assert good.status_code == 202
+        good = client.post(path, content=raw, headers=headers | {signing["header"]: signature})
+        assert good.status_code == 202, good.text
         queue_drained(database_url)
     assert len(issues(emulators)) == 1
 
