@@ -188,12 +188,23 @@ def _policy(path: str | None) -> Policy:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
+    from workflows.severity import known_words
+
     policy = _policy(args.file)
     envs = ", ".join(policy.environments) or "none"
     print(
         f"{args.file}: OK (project {policy.jira.project}; teams: {', '.join(policy.teams) or 'none'}; "
         f"environments: {envs})"
     )
+    print("severity words and the Jira priority each gets (any other word, or none: the default):")
+    named = {**policy.environments, "(default_environment)": policy.default_environment}
+    for name, env in named.items():
+        print(f"  {name} (default {env.default_priority}):")
+        for priority, words in known_words(env).items():
+            print(f"    {priority}: {', '.join(words)}")
+    tests = policy.test_notifications
+    matched = f", and alerts matching {[dict(m) for m in tests.match]}" if tests.match else ""
+    print(f"test notifications (Grafana's Test button{matched}): {tests.action}")
     return 0
 
 
@@ -201,7 +212,8 @@ def cmd_route(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from workflows.alerts import parse_any
-    from workflows.routing import dedup_label, route
+    from workflows.routing import dedup_label, is_test, route
+    from workflows.tickets import LINK_NAMES
 
     policy = _policy(args.policy)
     try:
@@ -220,19 +232,24 @@ def cmd_route(args: argparse.Namespace) -> int:
         "environment": routing.environment,
         "dedup_key": note.dedup_key,
         "jira_label": dedup_label(note.dedup_key, 1),
-        "severity": note.severity or "(none)",
+        "severity": routing.severity or "(none)",
         "priority": routing.priority,
         "owner": routing.owner,
         "channel": routing.channel,
         "on_resolve": env.on_resolve,
         "reopen": env.reopen,
         "alerts": len(note.alerts),
+        "rules": ", ".join(f"{r.name} ({r.firing} of {r.total} firing)" for r in note.rules) or "(none)",
+        "test": policy.test_notifications.action if is_test(policy, note) else "no",
+        "links": list(dict.fromkeys(f"{LINK_NAMES[x.kind]}: {x.url}" for a in note.alerts for x in a.links)),
     }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         width = max(len(k) for k in result)
         for key, value in result.items():
+            if isinstance(value, list):
+                value = ("\n" + " " * (width + 2)).join(value) or "(none)"
             print(f"{key:<{width}}  {value}")
     return 0
 

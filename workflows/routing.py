@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from workflows.alerts import GroupNotification
 from workflows.policy import Environment, MatchValue, Policy
+from workflows.severity import highest, priority_for
 from workflows.states import TicketState
 
 DEFAULT_ENVIRONMENT = "default"
@@ -18,6 +19,7 @@ class Routing:
     priority: str
     team: str | None
     channel: str
+    severity: str = ""  # the word the priority was chosen by ("" when the sender gave none)
 
     @property
     def owner(self) -> str:
@@ -49,14 +51,21 @@ def environment_for(policy: Policy, labels: dict[str, str]) -> tuple[str, Enviro
 def route(policy: Policy, note: GroupNotification) -> Routing:
     name, env = environment_for(policy, note.labels)
     team: str | None = None
-    priority = env.priorities.get(note.severity, env.default_priority)
+    severity = highest(env, note.severities)
+    priority = priority_for(env, severity) if severity else env.default_priority
     for candidate in env.routes:
         if matches(candidate.match, note.labels):
             team = candidate.team
             priority = candidate.priority or priority
             break
     channel = policy.teams[team].channel if team else policy.operators.channel
-    return Routing(environment=name, priority=priority, team=team, channel=channel)
+    return Routing(environment=name, priority=priority, team=team, channel=channel, severity=severity)
+
+
+def is_test(policy: Policy, note: GroupNotification) -> bool:
+    """A test notification: the sender's own (Grafana's "Test" button), or one the policy's
+    ``test_notifications.match`` selects by its labels."""
+    return note.test or any(matches(selector, note.labels) for selector in policy.test_notifications.match)
 
 
 def dedup_label(dedup_key: str, generation: int) -> str:
