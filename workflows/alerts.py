@@ -305,6 +305,13 @@ class GroupNotification:
         return tuple(dict.fromkeys(w.strip() for w in words if w and w.strip()))
 
     @property
+    def selectors(self) -> dict[str, str]:
+        """What the policy's ``match`` reads: the labels, and (PagerDuty-style events have no labels of their own)
+        the short one-line custom details, such as ``env: production``."""
+        details = {k: v for a in self.alerts[:1] for k, v in a.details.items() if _matchable(v)}
+        return {**details, **self.labels} if self.source is Source.EVENTS else self.labels
+
+    @property
     def severity(self) -> str:
         """The first severity word given (``routing`` chooses the highest by the policy)."""
         return next(iter(self.severities), "")
@@ -488,14 +495,14 @@ def _detail(value: Any) -> str:
     return text[:DETAIL_LIMIT] + ("…" if len(text) > DETAIL_LIMIT else "")
 
 
-def _matchable(value: Any) -> bool:
+def _matchable(value: str) -> bool:
     """A custom detail short and plain enough for the policy to match, like a label (``env: production``)."""
-    return isinstance(value, str | int | float | bool) and "\n" not in str(value) and len(str(value)) <= 256
+    return bool(value) and "\n" not in value and len(value) <= 256
 
 
 def from_event(event: Event, generated_dedup_key: str) -> GroupNotification:
     """An Events v2 event; ``generated_dedup_key`` is used when a trigger comes without one. Its custom details
-    are details, shown as such; the short one-line ones can also be matched by the policy, like labels."""
+    are details, shown as such, not labels; the policy can match the short one-line ones (``selectors``)."""
     dedup = event.dedup_key or generated_dedup_key
     payload = event.payload
     labels: dict[str, str] = {}
@@ -504,7 +511,6 @@ def from_event(event: Event, generated_dedup_key: str) -> GroupNotification:
     title = f"Event {dedup}"
     if payload is not None:
         custom = payload.custom_details or {}
-        labels = {k: str(v) for k, v in custom.items() if _matchable(v)}
         details = {k: _detail(v) for k, v in list(custom.items())[:DETAILS_KEPT]}
         for name, value in (
             ("source", payload.source),

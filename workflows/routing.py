@@ -49,12 +49,12 @@ def environment_for(policy: Policy, labels: dict[str, str]) -> tuple[str, Enviro
 
 
 def route(policy: Policy, note: GroupNotification) -> Routing:
-    name, env = environment_for(policy, note.labels)
+    name, env = environment_for(policy, note.selectors)
     team: str | None = None
     severity = highest(env, note.severities)
     priority = priority_for(env, severity) if severity else env.default_priority
     for candidate in env.routes:
-        if matches(candidate.match, note.labels):
+        if matches(candidate.match, note.selectors):
             team = candidate.team
             priority = candidate.priority or priority
             break
@@ -65,7 +65,7 @@ def route(policy: Policy, note: GroupNotification) -> Routing:
 def is_test(policy: Policy, note: GroupNotification) -> bool:
     """A test notification: the sender's own (Grafana's "Test" button), or one the policy's
     ``test_notifications.match`` selects by its labels."""
-    return note.test or any(matches(selector, note.labels) for selector in policy.test_notifications.match)
+    return note.test or any(matches(selector, note.selectors) for selector in policy.test_notifications.match)
 
 
 def dedup_label(dedup_key: str, generation: int) -> str:
