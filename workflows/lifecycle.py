@@ -183,6 +183,8 @@ def _plan_test(
     closed from the start, so nothing waits on it and nobody is reminded of it)."""
     if test == "ignore":
         return AlertPlan("ignore", note="a test notification (test_notifications: ignore)")
+    if ticket is not None and not ticket.test and ticket.state is not TicketState.CLOSED:
+        return AlertPlan("ignore", note="a test notification for a problem with an open ticket; nothing to do")
     if ticket is not None and ticket.test:
         if ticket.digest == new_digest:
             return AlertPlan("ignore", note="the same test notification again")
