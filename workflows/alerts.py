@@ -210,8 +210,10 @@ class Link:
 
 def link(kind: LinkKind, url: str | None, text: str = "") -> Link | None:
     """A link, if ``url`` is one a person can open (http or https); anything else is not linked."""
-    url = (url or "").strip()
-    return Link(kind, url, one_line(text)) if _URL.match(url) else None
+    if not url:
+        return None
+    url = url.strip()
+    return Link(kind, url, one_line(text) if text else "") if _URL.match(url) else None
 
 
 @dataclass(frozen=True)
@@ -396,7 +398,7 @@ def choose_title(
 
 
 def _runbooks(annotations: dict[str, str]) -> list[Link | None]:
-    return [link("runbook", annotations.get(name)) for name in RUNBOOK_ANNOTATIONS]
+    return [link("runbook", annotations[name]) for name in RUNBOOK_ANNOTATIONS if name in annotations]
 
 
 def _links(*found: Link | None) -> tuple[Link, ...]:
