@@ -370,12 +370,23 @@ def _policy(path: str | None, code: int = USAGE) -> Policy:
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
+    from workflows.severity import known_words
+
     policy = _policy(args.file, FAILED)
     envs = ", ".join(policy.environments) or "none"
     print(
         f"{args.file}: OK (project {policy.jira.project}; teams: {', '.join(policy.teams) or 'none'}; "
         f"environments: {envs})"
     )
+    print("severity words and the Jira priority each gets (any other word, or none: the default):")
+    named = {**policy.environments, "(default_environment)": policy.default_environment}
+    for name, env in named.items():
+        print(f"  {name} (default {env.default_priority}):")
+        for priority, words in known_words(env).items():
+            print(f"    {priority}: {', '.join(words)}")
+    tests = policy.test_notifications
+    matched = f", and alerts matching {[dict(m) for m in tests.match]}" if tests.match else ""
+    print(f"test notifications (Grafana's Test button{matched}): {tests.action}")
     return OK
 
 
@@ -404,6 +415,8 @@ def cmd_route(args: argparse.Namespace) -> int:
     else:
         width = max(len(k) for k in result)
         for key, value in result.items():
+            if isinstance(value, list):
+                value = ("\n" + " " * (width + 2)).join(value) or "(none)"
             print(f"{key:<{width}}  {value}")
     return 0
 

@@ -7,6 +7,7 @@ the notification from the event with the same parser used here.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -30,8 +31,11 @@ from webhooks.deps import RuntimeDep, WakerDep
 from webhooks.errors import Refusal, jsonable_errors
 from webhooks.intake import read_json_object
 from workflows.alerts import GroupNotification, Source, notification_from
+from workflows.routing import is_test
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
+log = logging.getLogger("triage.alerts")
+IGNORED_TEST = "a test notification, ignored as the policy says (test_notifications: ignore): nothing was opened"
 
 
 class _RecentlyOpen:
@@ -77,19 +81,26 @@ def storing(source: Source, body: str, note: GroupNotification) -> Callable[[Ses
 
 async def _accept(
     runtime: Runtime, waker: WakerDep, source: Source, data: dict[str, Any], raw: bytes
-) -> GroupNotification:
+) -> tuple[GroupNotification, bool]:
+    """The notification, and whether it was stored (a test notification the policy ignores is not)."""
     try:
         note = notification_from(source, data)
     except ValidationError as exc:
         raise Refusal(422, "invalid_payload", jsonable_errors(exc.errors())) from None
-    await runtime.intake.write(storing(source, raw.decode(), note))
     NOTIFICATIONS_RECEIVED.labels(source.value).inc()
+    if runtime.policy.test_notifications.action == "ignore" and is_test(runtime.policy, note):
+        log.info("test notification ignored", extra={"source": source.value, "dedup_key": note.dedup_key})
+        return note, False
+    await runtime.intake.write(storing(source, raw.decode(), note))
     ALERTS_RECEIVED.labels(source.value).inc(max(1, len(note.alerts)))
     waker.wake()
-    return note
+    return note, True
 
 
-def _accepted(note: GroupNotification) -> JSONResponse:
+def _accepted(accepted: tuple[GroupNotification, bool]) -> JSONResponse:
+    note, stored = accepted
+    if not stored:
+        return JSONResponse({"status": "ignored", "detail": IGNORED_TEST, "dedup_key": note.dedup_key}, 202)
     return JSONResponse({"status": "accepted", "dedup_key": note.dedup_key}, status_code=202)
 
 
@@ -121,7 +132,6 @@ async def events(request: Request, runtime: RuntimeDep, waker: WakerDep) -> JSON
         # PagerDuty makes up a dedup key for a trigger without one; it is stored with the event.
         data = {**data, "dedup_key": uuid.uuid4().hex}
         raw = json.dumps(data).encode()
-    note = await _accept(runtime, waker, Source.EVENTS, data, raw)
-    return JSONResponse(
-        {"status": "success", "message": "Event processed", "dedup_key": note.extra["dedup_key"]}, status_code=202
-    )
+    note, stored = await _accept(runtime, waker, Source.EVENTS, data, raw)
+    message = "Event processed" if stored else IGNORED_TEST
+    return JSONResponse({"status": "success", "message": message, "dedup_key": note.extra["dedup_key"]}, 202)

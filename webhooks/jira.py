@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.db.engine import transaction
 from bot.db.models import InboundEvent, Ticket
@@ -54,13 +54,18 @@ def _authenticate(request: Request, runtime: Runtime, body: bytes) -> None:
     require_token(request, expected)
 
 
-def persist(runtime: Runtime, key: str, delivery: str | None, body: str) -> str:
-    """Store the delivery and queue its job in the ticket's lane; say what happened."""
+def persist(runtime: Runtime, key: str | None, issue_id: str | None, delivery: str | None, body: str) -> str:
+    """Store the delivery and queue its job in the ticket's lane; say what happened. The ticket is found by the
+    issue's key, or (older Data Center comment events name no key) by the issue's id."""
     try:
         with transaction(runtime.engine) as session:
-            ticket = session.exec(select(Ticket).where(Ticket.jira_key == key)).first()
+            by = Ticket.jira_key == key if key is not None else Ticket.jira_issue_id == issue_id
+            ticket = session.exec(select(Ticket).where(by).order_by(col(Ticket.id).desc())).first()
             if ticket is None or ticket.id is None:
                 return "ignored: not a triage-bot ticket"
+            if issue_id and ticket.jira_issue_id is None:
+                ticket.jira_issue_id = issue_id  # tickets opened before ids were kept learn theirs here
+                session.add(ticket)
             event = InboundEvent(source="jira", delivery_id=delivery, body=body)
             session.add(event)
             session.flush()
@@ -83,14 +88,9 @@ async def jira_webhook(request: Request, runtime: RuntimeDep, waker: WakerDep) -
     except ValidationError as exc:
         raise Refusal(422, "invalid_payload", jsonable_errors(exc.errors())) from None
     delivery = request.headers.get(IDENTIFIER)
-    if event.issue_key is None:
-        # Older Data Center comment events name the issue by id only, and tickets keep the key alone; the same
-        # comment also comes as jira:issue_updated (issue_commented), which names the key.
-        outcome = f"ignored: Jira named the issue by its id ({event.issue_id}) only; tickets are found by key"
-    else:
-        outcome = await run_in_threadpool(
-            persist, runtime, event.issue_key, delivery[:255] if delivery else None, body.decode()
-        )
+    outcome = await run_in_threadpool(
+        persist, runtime, event.issue_key, event.issue_id, delivery[:255] if delivery else None, body.decode()
+    )
     if outcome == "accepted":
         waker.wake()
     return JSONResponse({"status": outcome.split(":")[0], "detail": outcome}, status_code=200)

@@ -30,6 +30,7 @@ def public(runtime: Runtime, ticket: Ticket, history: list[TicketHistory] | None
         "report_ref": ticket.report_ref,
         "customer": ticket.customer_sub,
         "priority": ticket.priority,
+        "test": ticket.test,
         "alert_status": ticket.alert_status,
         "firing_alerts": sum(1 for a in ticket.alerts if a["status"] == "firing"),
         "jira_key": ticket.jira_key,

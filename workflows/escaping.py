@@ -29,6 +29,25 @@ def jira_text(text: str) -> str:
     return _JIRA_SPECIAL.sub(r"\\\1", strip_control(text))
 
 
+_URL_KEEP = re.compile(r"[^A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]")
+
+
+def safe_url(url: str) -> str:
+    """A URL from outside with every character that could end or change the markup around it percent-encoded
+    (spaces, ``|``, ``<``, ``>``, brackets, braces, quotes...); what makes it a URL is kept."""
+    return _URL_KEEP.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), strip_control(url).strip())
+
+
+def slack_link(url: str, text: str) -> str:
+    """A mrkdwn link ``<url|text>``: the URL safe, and ``&`` in it escaped as Slack asks; the text escaped."""
+    return f"<{safe_url(url).replace('&', '&amp;')}|{slack_text(text).replace('|', '¦')}>"
+
+
+def jira_link(url: str, text: str) -> str:
+    """A Jira wiki link ``[text|url]``: the text escaped, the URL safe."""
+    return f"[{jira_text(text)}|{safe_url(url)}]"
+
+
 def jql_string(value: str) -> str:
     """Quote a value as a JQL string literal: backslash and double quote escaped, control characters gone."""
     escaped = strip_control(value).replace("\\", "\\\\").replace('"', '\\"')

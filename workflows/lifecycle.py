@@ -29,9 +29,11 @@ class TicketSnapshot:
     digest: str
     closed_at: datetime | None = None
     state_before_resolve: TicketState | None = None
+    test: bool = False  # a test notification's card, not a problem
 
 
 Action = Literal["create", "reopen", "update", "ignore"]
+TestHandling = Literal["ignore", "card"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class AlertPlan:
     state: TicketState | None = None
     effects: tuple[Effect, ...] = ()
     note: str = ""
+    test: bool = False  # the ticket is a test notification's card
 
     @property
     def changes_ticket(self) -> bool:
@@ -53,13 +56,16 @@ class AlertPlan:
 
 
 def digest(note: GroupNotification, routing: Routing) -> str:
-    """What the ticket shows of a notification; equal digests mean there is nothing to update."""
+    """What the ticket shows of a notification; equal digests mean there is nothing to update. (Not the title:
+    a ticket keeps the one it opened with.)"""
     content = {
         "status": note.status,
-        "title": note.title,
         "priority": routing.priority,
         "annotations": note.annotations,
-        "alerts": sorted((a.fingerprint, a.status, sorted(a.annotations.items())) for a in note.alerts),
+        "alerts": sorted(
+            (a.fingerprint, a.status, a.name, sorted(a.annotations.items()), a.value, sorted(a.details.items()))
+            for a in note.alerts
+        ),
         "truncated": note.truncated_alerts,
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:32]
@@ -80,8 +86,14 @@ def plan(
     routing: Routing,
     env: Environment,
     now: datetime,
+    test: TestHandling | None = None,
 ) -> AlertPlan:
+    """``test``: the notification is a test, and the policy says how to handle it (None: it is not one)."""
     new_digest = digest(note, routing)
+    if test is not None:
+        return _plan_test(ticket, note, new_digest, test)
+    if ticket is not None and ticket.test:
+        ticket = None  # the group's test card is no ticket to update: a real problem opens its own
     start = initial_state(routing.team)
     if ticket is None or (
         ticket.state is TicketState.CLOSED
@@ -161,4 +173,26 @@ def plan(
         state=ticket.state,
         effects=(SYNC, comment(text), CARD, thread_note(text)),
         note="cleared (on_resolve: comment)",
+    )
+
+
+def _plan_test(
+    ticket: TicketSnapshot | None, note: GroupNotification, new_digest: str, test: TestHandling
+) -> AlertPlan:
+    """A test notification opens no Jira issue: ignored, or shown as a card that says it is a test (a ticket that is
+    closed from the start, so nothing waits on it and nobody is reminded of it)."""
+    if test == "ignore":
+        return AlertPlan("ignore", note="a test notification (test_notifications: ignore)")
+    if ticket is not None and not ticket.test and ticket.state is not TicketState.CLOSED:
+        return AlertPlan("ignore", note="a test notification for a problem with an open ticket; nothing to do")
+    if ticket is not None and ticket.test:
+        if ticket.digest == new_digest:
+            return AlertPlan("ignore", note="the same test notification again")
+        return AlertPlan("update", state=ticket.state, effects=(CARD,), note="test notification updated", test=True)
+    return AlertPlan(
+        "create",
+        state=TicketState.CLOSED,
+        effects=(CARD,),
+        note=f"test notification from {note.source.value}: a test card, no Jira issue (test_notifications: card)",
+        test=True,
     )

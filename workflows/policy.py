@@ -193,6 +193,17 @@ class ReportRoute(_Strict):
 REPORT_FIELDS = frozenset({"category", "app", "platform"})
 
 
+TestAction = Literal["ignore", "card"]
+
+
+class NotificationTests(_Strict):
+    """Test notifications (Grafana's contact point "Test" button, and whatever ``match`` selects by label):
+    ``ignore`` answers them and opens nothing; ``card`` posts a card that says it is a test, and no Jira issue."""
+
+    action: TestAction = "card"
+    match: tuple[dict[str, MatchValue], ...] = ()
+
+
 class Reports(_Strict):
     """Customer reports from the apps: their own Jira project, routed by category (to triage by default)."""
 
@@ -209,6 +220,7 @@ class Policy(_Strict):
     environments: dict[str, Environment] = Field(default_factory=dict)
     default_environment: Environment = Field(default_factory=Environment)
     reports: Reports | None = None  # unset: reports go to the alerts' project, to triage
+    test_notifications: NotificationTests = Field(default_factory=NotificationTests)
 
     def environment_named(self, name: str) -> Environment:
         return self.environments.get(name, self.default_environment)

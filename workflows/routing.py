@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from workflows.alerts import GroupNotification
 from workflows.policy import Environment, MatchValue, Policy
+from workflows.severity import highest, priority_for
 from workflows.states import TicketState
 
 DEFAULT_ENVIRONMENT = "default"
@@ -18,6 +19,7 @@ class Routing:
     priority: str
     team: str | None
     channel: str
+    severity: str = ""  # the word the priority was chosen by ("" when the sender gave none)
 
     @property
     def owner(self) -> str:
@@ -47,16 +49,23 @@ def environment_for(policy: Policy, labels: dict[str, str]) -> tuple[str, Enviro
 
 
 def route(policy: Policy, note: GroupNotification) -> Routing:
-    name, env = environment_for(policy, note.labels)
+    name, env = environment_for(policy, note.selectors)
     team: str | None = None
-    priority = env.priorities.get(note.severity, env.default_priority)
+    severity = highest(env, note.severities)
+    priority = priority_for(env, severity) if severity else env.default_priority
     for candidate in env.routes:
-        if matches(candidate.match, note.labels):
+        if matches(candidate.match, note.selectors):
             team = candidate.team
             priority = candidate.priority or priority
             break
     channel = policy.teams[team].channel if team else policy.operators.channel
-    return Routing(environment=name, priority=priority, team=team, channel=channel)
+    return Routing(environment=name, priority=priority, team=team, channel=channel, severity=severity)
+
+
+def is_test(policy: Policy, note: GroupNotification) -> bool:
+    """A test notification: the sender's own (Grafana's "Test" button), or one the policy's
+    ``test_notifications.match`` selects by its labels."""
+    return note.test or any(matches(selector, note.selectors) for selector in policy.test_notifications.match)
 
 
 def dedup_label(dedup_key: str, generation: int) -> str:
@@ -82,8 +91,10 @@ def card_channels(policy: Policy, team: str | None, state: TicketState) -> list[
     return []
 
 
-def what_it_would_do(policy: Policy, note: GroupNotification) -> dict[str, str | int]:
+def what_it_would_do(policy: Policy, note: GroupNotification) -> dict[str, str | int | list[str]]:
     """What a notification would become, touching nothing (``triage-bot route`` and the console's dry run)."""
+    from workflows.tickets import LINK_NAMES
+
     routing = route(policy, note)
     env = policy.environment_named(routing.environment)
     return {
@@ -93,11 +104,14 @@ def what_it_would_do(policy: Policy, note: GroupNotification) -> dict[str, str |
         "environment": routing.environment,
         "dedup_key": note.dedup_key,
         "jira_label": dedup_label(note.dedup_key, 1),
-        "severity": note.severity or "(none)",
+        "severity": routing.severity or "(none)",
         "priority": routing.priority,
         "owner": routing.owner,
         "channel": routing.channel,
         "on_resolve": env.on_resolve,
         "reopen": env.reopen,
         "alerts": len(note.alerts),
+        "rules": ", ".join(f"{r.name} ({r.firing} of {r.total} firing)" for r in note.rules) or "(none)",
+        "test": policy.test_notifications.action if is_test(policy, note) else "no",
+        "links": list(dict.fromkeys(f"{LINK_NAMES[x.kind]}: {x.url}" for a in note.alerts for x in a.links)),
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from jira import JIRA
 
@@ -20,6 +20,13 @@ MARKER_PROPERTY = "triage-bot.effect"
 
 class TransitionUnavailable(Exception):
     """The issue's workflow offers no transition of that name from where the issue is: no retry will change it."""
+
+
+class IssueRef(NamedTuple):
+    """An issue's key (``OPS-12``) and id (``10012``): older Jira Data Center names an issue by its id alone."""
+
+    key: str
+    id: str
 
 
 class JiraGateway:
@@ -76,17 +83,17 @@ class JiraGateway:
     def browse_url(self, key: str) -> str:
         return f"{self._browse_base}/browse/{key}"
 
-    def find_by_label(self, project: str, label: str) -> str | None:
+    def find_by_label(self, project: str, label: str) -> IssueRef | None:
         jql = f"project = {jql_string(project)} AND labels = {jql_string(label)} ORDER BY created ASC"
         with outside_call("jira", "search"):
             found = self.client.search_issues(jql, maxResults=2, fields="labels")
-        keys = [issue.key for issue in found]
-        return keys[0] if keys else None
+        refs = [IssueRef(str(issue.key), str(issue.id)) for issue in found]
+        return refs[0] if refs else None
 
-    def create(self, fields: dict[str, Any]) -> str:
+    def create(self, fields: dict[str, Any]) -> IssueRef:
         with outside_call("jira", "create"):
             issue = self.client.create_issue(fields=fields, prefetch=False)
-        return str(issue.key)
+        return IssueRef(str(issue.key), str(issue.id))
 
     def update(self, key: str, fields: dict[str, Any], add_labels: list[str]) -> None:
         body = {"fields": fields, "update": {"labels": [{"add": label} for label in add_labels]}}

@@ -103,6 +103,8 @@ class Ticket(SQLModel, table=True):
     truncated_alerts: int = 0
     external_url: str = Field(default="", sa_column=Column(Text, nullable=False))
     jira_key: str | None = Field(default=None, max_length=64, index=True)
+    # The issue's id: older Jira Data Center names the issue of a comment event by its id alone.
+    jira_issue_id: str | None = Field(default=None, max_length=32, index=True)
     jira_create_attempts: int = 0
     jira_create_attempted_at: datetime | None = None
     # What the Jira issue was last brought to (or refused, which is said once): jira.sync calls Jira only for
@@ -129,6 +131,7 @@ class Ticket(SQLModel, table=True):
     state_changed_at: datetime | None = None  # when it entered its current state (escalation counts from here)
     escalations: int = 0  # reminders sent in the current state
     escalated_at: datetime | None = None
+    test: bool = False  # a test notification's card (no Jira issue; closed from the start)
 
 
 class TicketHistory(SQLModel, table=True):

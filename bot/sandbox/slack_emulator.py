@@ -293,6 +293,8 @@ class SlackEmulator:
             self._buckets: dict[str, tuple[float, float]] = {}
             self._last_ts = 0
             self.not_member: set[str] = set()  # channels the bot was not invited to: posting answers not_in_channel
+            # Image URLs Slack cannot fetch: a message with an image block showing one is refused, as Slack does.
+            self.unfetchable_images: set[str] = set()
 
     def delete_message(self, channel: str, ts: str) -> None:
         """Someone deleted a message (as chat.delete does)."""
@@ -652,7 +654,11 @@ class SlackEmulator:
         if text is not None and len(text) > MAX_TEXT:
             raise SlackError("msg_too_long")
         if blocks is not None:
-            errors = validate_blocks(blocks)
+            errors = validate_blocks(blocks) + [
+                f"downloading image failed [json-pointer:/blocks/{i}/image_url]"
+                for i, b in enumerate(blocks)
+                if isinstance(b, dict) and b.get("type") == "image" and b.get("image_url") in self.unfetchable_images
+            ]
             if errors:
                 raise SlackError("invalid_blocks", *errors, errors=errors)
             blocks = [{"block_id": _block_id(i, b)} | b for i, b in enumerate(blocks)]  # Slack fills them in

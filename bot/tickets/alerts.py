@@ -24,7 +24,7 @@ from bot.tickets.apply import apply, open_ticket
 from bot.tickets.store import apply_notification, dedup_hash, latest_for, snapshot, view
 from workflows.alerts import Source, notification_from
 from workflows.lifecycle import digest, plan
-from workflows.routing import route
+from workflows.routing import is_test, route
 from workflows.states import TicketState
 
 KIND = JobKind.ALERT_PROCESS
@@ -79,8 +79,11 @@ def _apply_one(runtime: Runtime, session: Session, event_id: int) -> None:
     routing = route(runtime.policy, note)
     env = runtime.policy.environment_named(routing.environment)
     new_digest = digest(note, routing)
-    decision = plan(snapshot(current) if current else None, note, routing, env, utcnow())
+    test = runtime.policy.test_notifications.action if is_test(runtime.policy, note) else None
+    decision = plan(snapshot(current) if current else None, note, routing, env, utcnow(), test)
     if not decision.changes_ticket:
+        if test is not None:
+            log.info("test notification", extra={"dedup_key": note.dedup_key, "outcome": decision.note})
         return
     assert decision.state is not None
     if decision.action == "create":
@@ -99,6 +102,8 @@ def _apply_one(runtime: Runtime, session: Session, event_id: int) -> None:
             slack_channel=routing.channel,
             first_event_at=received_at,
             state_changed_at=utcnow(),
+            test=decision.test,
+            closed_at=utcnow() if decision.state is TicketState.CLOSED else None,
         )
         apply_notification(ticket, note, routing.priority, new_digest)
         open_ticket(session, runtime.settings, ticket, decision.as_plan(note.source.value, None))

@@ -121,7 +121,7 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
     # A client that cannot be made (Jira down when the first one asks its server info) sends no create: that
     # failure leaves no attempt to look for afterwards.
     runtime.jira.connect()
-    key = None
+    found = None
     if ticket.jira_create_attempts > 0:
         # An earlier attempt may have created the issue and lost the answer: look before creating again,
         # once Jira's search index has had time to see it.
@@ -131,10 +131,10 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
         )
         if since < settle:
             raise TryLater("an earlier create may have landed; waiting for Jira's search to show it", settle - since)
-        key = runtime.jira.find_by_label(project, view.dedup_label)
-    adopted = key is not None if ticket.jira_create_attempts > 0 else None  # None: there was nothing to look for
+        found = runtime.jira.find_by_label(project, view.dedup_label)
+    adopted = found is not None if ticket.jira_create_attempts > 0 else None  # None: there was nothing to look for
     fields, labels, digest = _fields(runtime, view)
-    if key is None:
+    if found is None:
         # Looked and not found: the earlier attempts did not land, and only this one may.
         record_attempt(runtime, ticket, "jira_create_attempts", "jira_create_attempted_at", only=adopted is False)
         fields = {
@@ -144,7 +144,7 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
             **fields,
         }
         try:
-            key = runtime.jira.create(fields)
+            found = runtime.jira.create(fields)
         except JIRAError as problem:
             if _refusable(problem):
                 # The lane stays held (all else needs the issue); the people who look at the card hear why.
@@ -165,10 +165,11 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
                 forget_attempt(runtime, ticket, "jira_create_attempts")
             raise
         TICKETS_CREATED.labels(ticket.source).inc()
+    key = found.key
     with ctx.final() as session:
         row = session.get(Ticket, ticket.id)
         assert row is not None
-        row.jira_key = key
+        row.jira_key, row.jira_issue_id = key, found.id
         row.jira_created_at = utcnow()
         # What the new issue already shows; anything the ticket moved on to meanwhile is one sync away. An issue
         # found after a lost answer shows what the ticket was at that attempt, not now: nothing is known of it.

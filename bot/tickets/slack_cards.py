@@ -48,13 +48,28 @@ def _post_card(
     return ts
 
 
+IMAGE_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format"})  # e.g. Slack could not fetch the image
+
+
 def slack_card(runtime: Runtime, ctx: JobContext) -> None:
-    """Post or edit the ticket's card, and its copies in the team's and QA's channels."""
+    """Post or edit the ticket's card, and its copies in the team's and QA's channels. A card Slack refuses for
+    its image block (an image Slack cannot fetch) goes without the block: the image stays a link on it."""
+    try:
+        _card(runtime, ctx, images=True)
+    except SlackApiError as problem:
+        with_image = cards.has_images(cards.card(shown(runtime, load(runtime, ticket_id_of(ctx)))))
+        if problem.response.get("error") not in IMAGE_REFUSED or not with_image:
+            raise
+        log.warning("Slack refused a card with an image; posting it without", extra={"error": str(problem)[:300]})
+        _card(runtime, ctx, images=False)
+
+
+def _card(runtime: Runtime, ctx: JobContext, images: bool) -> None:
     ticket = load(runtime, ticket_id_of(ctx))
     view = shown(runtime, ticket)
     text = cards.fallback_text(view)
     home = ticket.slack_ts
-    if home and not _edited(runtime, ticket.slack_channel, home, text, cards.card(view)):
+    if home and not _edited(runtime, ticket.slack_channel, home, text, cards.card(view, images=images)):
         home = None  # someone deleted the card: post it again
         record_attempt(runtime, ticket, "slack_post_attempts")  # and look before posting, should this fail
     if not home:
@@ -62,7 +77,7 @@ def slack_card(runtime: Runtime, ctx: JobContext) -> None:
             runtime,
             ticket,
             ticket.slack_channel,
-            cards.card(view),
+            cards.card(view, images=images),
             ticket.slack_post_attempts > 0,
             lambda: record_attempt(runtime, ticket, "slack_post_attempts"),
         )
@@ -78,7 +93,7 @@ def slack_card(runtime: Runtime, ctx: JobContext) -> None:
         except SlackApiError:
             original = None  # the copies say less, but they are still posted
         for copy in copies:
-            _copy_card(runtime, ticket, copy, text, cards.card(view, original=original))
+            _copy_card(runtime, ticket, copy, text, cards.card(view, original=original, images=images))
 
 
 def _copy_card(runtime: Runtime, ticket: Ticket, copy: TicketCard, text: str, blocks: list[dict[str, Any]]) -> None:

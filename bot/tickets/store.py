@@ -89,12 +89,14 @@ def snapshot(ticket: Ticket) -> TicketSnapshot:
         digest=ticket.digest,
         closed_at=ticket.closed_at,
         state_before_resolve=TicketState(ticket.state_before_resolve) if ticket.state_before_resolve else None,
+        test=ticket.test,
     )
 
 
 def apply_notification(ticket: Ticket, note: GroupNotification, priority: str, digest: str) -> None:
-    """Copy what the ticket shows of a notification onto the row (not the workflow state)."""
-    ticket.title = note.title
+    """Copy what the ticket shows of a notification onto the row (not the workflow state, and not the title: a
+    ticket keeps the one it opened with, whatever the notifications after say)."""
+    ticket.title = ticket.title or note.title
     ticket.alert_status = note.status
     ticket.priority = priority
     ticket.digest = digest
@@ -168,6 +170,7 @@ def view(ticket: Ticket, browse_url: str | None = None) -> TicketView:
         report_ref=ticket.report_ref,
         customer_sub=ticket.customer_sub,
         customer_email=ticket.customer_email,
+        test=ticket.test,
     )
 
 

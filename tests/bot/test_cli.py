@@ -32,6 +32,11 @@ def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_policy_check(tmp_path: Path) -> None:
     ok = cli("policy", "check", str(EXAMPLE_POLICY))
     assert ok.returncode == 0 and "OK" in ok.stdout
+    # The severity words it knows, per environment, with the priority each gets.
+    production = ok.stdout.split("  production (default Medium):\n")[1].split("  staging")[0]
+    assert production.startswith("    Highest: critical, ") and ", page, " in production.splitlines()[0]
+    assert "    High: warning, error, " in production and ", major, " in production
+    assert "test notifications (Grafana's Test button): card" in ok.stdout
     bad = tmp_path / "policy.yaml"
     bad.write_text(EXAMPLE_POLICY.read_text().replace("reopen: 24h", "reopen: tomorrow", 1))
     result = cli("policy", "check", str(bad))
@@ -57,6 +62,12 @@ def test_route_prints_the_decision_without_touching_anything(tmp_path: Path) -> 
         "on_resolve": "comment",
         "reopen": "24h",
         "alerts": 2,
+        "rules": "HighErrorRate (2 of 2 firing)",
+        "test": "no",
+        "links": [
+            "Source: http://prometheus:9090/graph?g0.expr=rate",
+            "Runbook: https://runbooks.example.com/high-error-rate",
+        ],
     }
     assert not (tmp_path / "never.db").exists()
     payments = tmp_path / "payments.json"

@@ -98,8 +98,8 @@ def test_route_says_why_no_sender_fits(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"triage-bot: {payload} fits none of the senders the bot takes:",
-        "  Alertmanager (POST /alerts/alertmanager): missing groupKey, status, version, alerts",
-        "  Grafana (POST /alerts/grafana): missing groupKey, status, alerts",
+        "  Alertmanager (POST /alerts/alertmanager): missing groupKey, version, alerts",
+        "  Grafana (POST /alerts/grafana): missing groupKey, alerts",
         "  Events API v2 (POST /alerts/events): missing payload.source, payload.severity; "
         "event_action should be 'trigger', 'acknowledge' or 'resolve'",
     ]

@@ -207,7 +207,7 @@ def test_alertmanager_groups_become_tickets_and_resolve_as_comments(
             alertmanager.post(firing)
 
         found = settled(bot, emulators, database_url, firing=[2, 3])
-        by_name = {i["fields"]["summary"].split(":")[0]: i for i in found}
+        by_name = {i["fields"]["summary"].split()[0]: i for i in found}  # "AmDiskFull is failing (production)"
         assert sorted(by_name) == ["AmDiskFull", "AmLatencyHigh"], [i["fields"]["summary"] for i in found]
         assert len({i["fields"]["summary"] for i in found}) == 2
         for issue in found:
@@ -268,7 +268,7 @@ def test_alertmanager_staging_group_resolves_the_jira_issue(
         for _ in range(2):
             alertmanager.post(group("AmQueueStuck", 2, "staging", starts))
         [issue] = settled(bot, emulators, database_url, firing=[2])
-        assert issue["fields"]["summary"].startswith("AmQueueStuck:") and "(staging)" in issue["fields"]["summary"]
+        assert issue["fields"]["summary"] == "AmQueueStuck is failing (staging)"
         assert "triage-bot" in issue["fields"]["labels"]
         assert issue["fields"]["status"]["name"] != "Resolved"
 

@@ -47,7 +47,7 @@ def test_a_groups_queued_notifications_are_applied_together_in_order(
     alerts = json.loads(alerts_json) if isinstance(alerts_json, str) else alerts_json
     assert len(alerts) == 10 and sum(a["status"] == "resolved" for a in alerts) == 4  # applied in order
     (issue,) = issues(emulators)
-    assert "(6 of 10 firing)" in issue["fields"]["description"]
+    assert "*Alerts:* firing, 6 of 10 alerts firing" in issue["fields"]["description"]
     (card,) = cards(emulators)
     assert "6 of 10 alerts firing" in json.dumps(card["blocks"])
     creates = [r for r in emulators.jira.requests() if r["method"] == "POST" and r["path"].endswith("/issue")]

@@ -107,7 +107,7 @@ def assert_exactly_once(emulators: Emulators, database_url: str, posts: int, los
     for card in posted:
         assert f"{ALERTS_PER_GROUP} of {ALERTS_PER_GROUP} alerts firing" in json.dumps(card["blocks"])
     for issue in found:
-        assert f"({ALERTS_PER_GROUP} of {ALERTS_PER_GROUP} firing)" in issue["fields"]["description"]
+        assert f"{ALERTS_PER_GROUP} of {ALERTS_PER_GROUP} alerts firing" in issue["fields"]["description"]
         assert issue["fields"]["comment"]["total"] == 0
     engine = make_engine(database_url)
     try:

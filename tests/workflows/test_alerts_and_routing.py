@@ -55,7 +55,8 @@ def test_events_v2_trigger_and_resolve_share_a_dedup_key() -> None:
     first, second = from_event(trigger, "gen"), from_event(resolve, "gen")
     assert first.dedup_key == second.dedup_key == "events|rk|disk-1"
     assert (first.status, second.status) == ("firing", "resolved")
-    assert first.labels["env"] == "production" and "nested" not in first.labels
+    assert first.selectors["env"] == "production"  # the policy matches the short one-line details
+    assert "env" not in first.labels and first.alerts[0].details == {"env": "production", "nested": '{"a": 1}'}
     with pytest.raises(ValidationError, match="needs the dedup_key"):
         Event.model_validate({"routing_key": "rk", "event_action": "resolve"})
     with pytest.raises(ValidationError, match="needs a payload"):
