@@ -107,9 +107,7 @@ def test_one_ticket_through_every_step_by_clicks(bot: BotProcess, emulators: Emu
     walk.check("In QA", "Resolved", "712020:paul", "Request QA by Olivia Ops: now In QA.", (OPS, PAY, QA))
     assert buttons(_only_card(emulators, QA)) == ["QA pass", "QA fail"]
     walk.press(QA, "QA fail", QUINN)
-    walk.check(
-        "In progress", "In Progress", "712020:paul", "QA fail by Quinn QA: now In progress.", (OPS, PAY, QA)
-    )
+    walk.check("In progress", "In Progress", "712020:paul", "QA fail by Quinn QA: now In progress.", (OPS, PAY, QA))
     walk.press(PAY, "Resolve", PAUL, {"done": {"done": "Fixed the retry loop too"}})
     walk.check(
         "Resolved",
