@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await run_in_threadpool(catcher.stop)  # after the workers, which may be sending to it
             runtime.engine.dispose()
 
-    app = FastAPI(title="triage-bot", version=package_version(), lifespan=lifespan)
+    app = FastAPI(title="triage-bot", version=package_version(), lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     app.state.waker = Nobody()  # until the lifespan starts the workers, or for good when there are none
     registry = CollectorRegistry()

@@ -71,7 +71,7 @@ def test_worker_processes_take_an_alert_to_an_issue_and_a_card(
     make_bot: Any, emulators: Emulators, database_url: str
 ) -> None:
     bot = make_bot(TRIAGE_WORKER_PROCESSES="2", TRIAGE_WORKERS="2")
-    assert "workers: 2 processes of 2 threads each" in bot.log()
+    assert "workers   2 processes of 2 threads each" in bot.log()
     workers = worker_processes(bot, 2)
     with bot.client() as client:
         post_alert(client, alertmanager_payload("P", alerts=2))
