@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -544,18 +545,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if sandbox.status_code == 200:
             fields = sandbox.json()["fields"]
             print(f"  summary: {fields['summary']}\n  labels:  {', '.join(fields['labels'])}")
-        print(f"\nSlack card in {ticket['slack_channel']} (ts {ticket['slack_ts']})")
-        messages = client.get("/sandbox/slack/_emulator/messages", params={"channel": ticket["slack_channel"]})
-        if messages.status_code == 200:
-            for message in messages.json().get("messages", []):
-                if message.get("ts") == ticket["slack_ts"]:
-                    for block in message.get("blocks", []):
-                        texts = [block.get("text", {}).get("text", "")] + [
-                            f.get("text", "") for f in block.get("fields", [])
-                        ]
-                        for text in filter(None, texts):
-                            print("  | " + text.replace("\n", ": "))
+        print(f"\nSlack card in {ticket['slack_channel']} (ts {ticket['slack_ts']}), as Slack shows it:")
+        _print_card(client, ticket["slack_channel"], ticket["slack_ts"], ticket["jira_key"], args.wait)
     return 0
+
+
+def _print_card(client: Any, channel: str, ts: str, jira_key: str | None = None, wait: float = 0.0) -> None:
+    """The card as a person sees it in Slack (the emulator's copy), once it shows the Jira key if one is given."""
+    from workflows.card_text import blocks_text
+
+    deadline = time.monotonic() + wait
+    while True:
+        messages = client.get("/sandbox/slack/_emulator/messages", params={"channel": channel})
+        found = [m for m in messages.json().get("messages", []) if m.get("ts") == ts] if messages.is_success else []
+        blocks: list[dict[str, Any]] = found[0].get("blocks") or [] if found else []
+        if not jira_key or jira_key in json.dumps(blocks) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.3)  # the card is edited to show the key once Jira has answered
+    if not blocks:
+        print("  (the Slack emulator does not have it: is the server in sandbox mode?)")
+        return
+    for line in blocks_text(blocks, _names(client, blocks)):
+        print(f"  | {line}".rstrip())
+
+
+def _names(client: Any, blocks: list[dict[str, Any]]) -> dict[str, str]:
+    """The names of the people a card mentions, as the Slack emulator knows them (users.info)."""
+    from bot.settings import SANDBOX_SLACK_TOKEN
+
+    names = {}
+    for user in sorted(set(re.findall(r"<@([A-Z0-9]+)[|>]", json.dumps(blocks)))):
+        answer = client.post(
+            "/sandbox/slack/api/users.info",
+            data={"user": user},
+            headers={"Authorization": f"Bearer {SANDBOX_SLACK_TOKEN}"},
+        )
+        found = (answer.json().get("user") or {}) if answer.is_success else {}
+        name = (found.get("profile") or {}).get("real_name") or found.get("real_name")
+        if name:
+            names[user] = str(name)
+    return names
 
 
 REPORT_STEPS = (  # (channel, button, who, form values): a billing report, routed straight to payments
@@ -616,7 +645,7 @@ def cmd_demo_report(args: argparse.Namespace) -> int:
         )
         print(f"   Jira {ticket_row['jira_key']} in project SUP, card in {ticket_row['slack_channel']}")
         receipt = mail("receipt")
-        print(f"   e-mail to {receipt['to']}: {receipt['subject']}")
+        _print_mail(receipt)
         for channel, label, user, values in REPORT_STEPS:
             state_before = ticket()["state"]
             card = wait(
@@ -641,11 +670,19 @@ def cmd_demo_report(args: argparse.Namespace) -> int:
             wait(f"{label}", lambda s=state_before: ticket()["state"] != s)
             status = client.get(f"/reports/{ref}", headers=session).json()
             print(f'   {user} pressed {label} in {channel}: the customer now sees "{status["status_text"]}"')
-        closing = mail("closed")
-        print(f"   e-mail to {closing['to']}: {closing['subject']}")
-        for line in closing["text"].splitlines()[:8]:
-            print(f"   | {line}")
+        print(f"\nThe card in {ticket_row['slack_channel']} now, as Slack shows it:")
+        _print_card(client, ticket_row["slack_channel"], ticket_row["slack_ts"])
+        print()
+        _print_mail(mail("closed"))
     return 0
+
+
+def _print_mail(message: dict[str, Any]) -> None:
+    """An e-mail as its reader gets it: who it is to, its subject, and all of its text."""
+    to = message["to"]
+    print(f"   e-mail to {', '.join(to) if isinstance(to, list) else to}: {message['subject']}")
+    for line in str(message.get("text") or "").rstrip().splitlines():
+        print(f"   | {line}".rstrip())
 
 
 def _check_server(client: Any) -> None:

@@ -44,7 +44,7 @@ def card(ticket: TicketView, original: str | None = None, images: bool = True) -
         f"*State*\n{ticket.state.label}",
         f"*Priority*\n{slack_text(ticket.priority)}",
         f"*Owner*\n{slack_text(('team ' + ticket.team) if ticket.team else 'operators')}",
-        f"*Assignee*\n{f'<@{ticket.assignee}>' if ticket.assignee else 'nobody yet'}",
+        f"*Assignee*\n{assignee_text(ticket)}",
     ]
     if ticket.is_report:
         app = ticket.labels
@@ -120,6 +120,13 @@ def _detail(name: str, value: str) -> str:
 
 def has_images(blocks: list[dict[str, Any]]) -> bool:
     return any(block["type"] == "image" for block in blocks)
+
+
+def assignee_text(ticket: TicketView) -> str:
+    """The Slack user working on it (a mention), else the name Jira gave, else nobody."""
+    if ticket.assignee:
+        return f"<@{ticket.assignee}>"
+    return slack_text(one_line(ticket.assignee_name)) if ticket.assignee_name else "nobody yet"
 
 
 ACTION_PREFIX = "triage."

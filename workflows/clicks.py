@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict
 
 from workflows.cards import SECTION_LIMIT
-from workflows.effects import CARD, SYNC, Effect, EffectKind, comment, raw_note
+from workflows.effects import CARD, SYNC, Effect, EffectKind, Named, comment_naming, raw_note
 from workflows.escaping import slack_text, truncate
 from workflows.forms import INPUT_KEY, form_for
 from workflows.plans import Entry, Plan, refusal
@@ -72,7 +72,7 @@ def judge(
         roles,
         version=ticket.version,
         seen_version=seen,
-        has_assignee=ticket.assignee is not None,
+        has_assignee=ticket.assignee is not None or ticket.assignee_name is not None,
         has_team=team is not None,
     )
 
@@ -127,20 +127,24 @@ def _move(ticket: TicketView, click: Click, to: TicketState, policy: Policy, has
     cards, a line in the thread; for a customer's ticket closed with a message, the e-mail."""
     action, user = click.action, click.user
     team, assignee = ticket.team, ticket.assignee
-    what, shown = "", ""  # after the new state: for Jira and the history; for Slack (mrkdwn, with mentions)
+    # After the new state: for the history; for Jira (people by name, the assignee mentioned); for Slack (mrkdwn).
+    what, shown = "", ""
+    named: list[str | Named] = []
     if action is Action.ASSIGN_TEAM:
         team, assignee = click.team, None  # a new team picks its own member
         what, shown = f" (team {team})", f" (team {slack_text(team or '')})"
+        named = [what]
     elif action is Action.ASSIGN_MEMBER:
         assignee = click.member
         what, shown = f" (assignee: Slack user {assignee})", f" (assignee: <@{assignee}>)"
+        named = [" (assignee: ", Named(assignee or "", mention=True), ")"]
     elif to is TicketState.OPEN:
         team, assignee = None, None  # back to triage: the operators pick the team again
     said = (click.text or "").strip()
     told = f"\n{_SAID[action]}: " if said else ""
-    text = f"{action.label} by Slack user {user}: now {to.label}{what}.{told}{said}"
+    in_jira = comment_naming(f"{action.label} by ", Named(user), f": now {to.label}", *named, f".{told}{said}")
     note = truncate(f"{action.label} by <@{user}>: now {to.label}{shown}.{told}{slack_text(said)}", SECTION_LIMIT)
-    effects: list[Effect] = [SYNC, comment(text), CARD, raw_note(note)]
+    effects: list[Effect] = [SYNC, in_jira, CARD, raw_note(note)]
     if action is Action.CLOSE and has_customer and said:
         # The customer hears what the operator wrote.
         effects.append(Effect(EffectKind.MAIL_SEND, {"kind": "closed", "context": {"message": said}}))

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from workflows.cards import assignee_text
 from workflows.escaping import one_line, slack_text, truncate
 from workflows.forms import select_options
 from workflows.plans import Entry, Opening, Plan, opening_effects
@@ -91,7 +92,7 @@ def listing(tickets: list[TicketView], command: Command, more: bool) -> str:
     for t in tickets:
         key = f"<{t.jira_url}|{slack_text(t.jira_key)}>" if t.jira_url and t.jira_key else f"#{t.id}"
         owner = f"team {slack_text(t.team)}" if t.team else "operators"
-        who = f" · <@{t.assignee}>" if t.assignee else ""
+        who = f" · {assignee_text(t)}" if t.assignee or t.assignee_name else ""
         lines.append(f"• {key} · {t.state.label} · {owner}{who} · {slack_text(truncate(one_line(t.title), 80))}")
     if more:
         lines.append(f"_Showing the newest {LIST_LIMIT}._")

@@ -57,6 +57,33 @@ def comment(text: str) -> Effect:
     return Effect(EffectKind.JIRA_COMMENT, {"text": text})
 
 
+@dataclass(frozen=True)
+class Named:
+    """A Slack user a Jira comment names: by name, or with ``mention`` as a Jira mention where their account is
+    known (bot looks them up when it writes the comment; workflows.tickets.comment_naming renders them)."""
+
+    slack_user: str
+    mention: bool = False
+
+
+def comment_naming(*parts: str | Named) -> Effect:
+    """A Jira comment of plain words (escaped when written) and people."""
+    return Effect(
+        EffectKind.JIRA_COMMENT,
+        {
+            "parts": [
+                part if isinstance(part, str) else {"slack_user": part.slack_user, "mention": part.mention}
+                for part in parts
+            ]
+        },
+    )
+
+
+def named_in(payload: dict[str, Any]) -> list[str]:
+    """The Slack users a comment's payload names."""
+    return list(dict.fromkeys(str(p["slack_user"]) for p in payload.get("parts", []) if isinstance(p, dict)))
+
+
 def note(text: str, mention: tuple[str, ...] = (), channel: str | None = None) -> Effect:
     """A line in the card's thread: ``text`` is outside words (escaped when rendered), ``mention`` Slack ids to
     mention, ``channel`` the card whose thread it goes in (default: the original card)."""

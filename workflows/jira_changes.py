@@ -34,7 +34,8 @@ def plan_jira_change(
     comment_seen: bool,
 ) -> Plan:
     """``own``: the bot's own Jira identities; ``slack_user_of``: the Slack user of each Jira account the bot
-    knows; ``comment_seen``: Jira told of this comment before (issue_commented and comment_created both)."""
+    knows (bot looks up those the change assigns); ``comment_seen``: Jira told of this comment before
+    (issue_commented and comment_created both)."""
     actor = change.actor
     if actor.ids & own:
         return NOTHING
@@ -43,7 +44,7 @@ def plan_jira_change(
     notes: list[str] = []
     effects: list[Effect] = []
     show_in: list[str] = []
-    state, assignee, set_assignee = ticket.state, ticket.assignee, False
+    state, assignee, assignee_name, set_assignee = ticket.state, ticket.assignee, ticket.assignee_name, False
     for status in [str(c.toString or "") for c in change.changes if c.field_id == "status"]:
         mapped = policy.jira.state_of_status(status)
         if mapped is None:
@@ -60,8 +61,9 @@ def plan_jira_change(
             effects.append(Effect(EffectKind.MAIL_SEND, {"kind": "closed", "context": {"message": CLOSED_IN_JIRA}}))
         notes.append(f"{name} moved this to {to.label} in Jira ({status}).")
     for item in [c for c in change.changes if c.field_id == "assignee"]:
-        # The Slack side follows when the person is known (someone assigned from Slack before).
+        # The card names the person as Jira does, and mentions them when they have a Slack user.
         assignee = slack_user_of.get(item.to) if item.to else None
+        assignee_name = (item.toString or item.to) if item.to else None
         set_assignee = True
         who = item.toString or "nobody"
         entries.append(Entry(name, "jira", f"assigned to {who} in Jira"))
@@ -81,6 +83,7 @@ def plan_jira_change(
         effects=(CARD, *(note(text) for text in notes), *effects),
         set_assignee=set_assignee,
         assignee=assignee,
+        assignee_name=assignee_name,
         show_in=tuple(dict.fromkeys(show_in)),
         in_jira=True,
     )

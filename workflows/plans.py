@@ -36,6 +36,7 @@ class Plan:
     team: str | None = None
     set_assignee: bool = False
     assignee: str | None = None
+    assignee_name: str | None = None  # set with the assignee: their name as Jira gave it (Slack's need none)
     show_in: tuple[str, ...] = ()
     tell: str | None = None
     in_jira: bool = False

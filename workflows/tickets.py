@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from workflows.alerts import TITLE_ANNOTATIONS, Alert, Link, Rule, rules_of
 from workflows.escaping import jira_link, jira_text, one_line, truncate
@@ -43,7 +45,8 @@ class TicketView:
     dedup_label: str
     jira_key: str | None = None
     jira_url: str | None = None
-    assignee: str | None = None
+    assignee: str | None = None  # the Slack user working on it
+    assignee_name: str | None = None  # their name as Jira gave it, when it was set in Jira
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     alerts: tuple[Alert, ...] = ()
@@ -218,6 +221,40 @@ def _alert_lines(alert: Alert, group: dict[str, str]) -> list[str]:
 def comment(text: str) -> str:
     """A comment from the bot: our own words, but escaped all the same (they may quote outside text)."""
     return truncate(jira_text(text), DESCRIPTION_LIMIT)
+
+
+@dataclass(frozen=True)
+class Someone:
+    """A Slack user as Jira is told of them: their name as Slack gives it and their Jira account (Cloud accountId,
+    Data Center username), each None when not known."""
+
+    slack_user: str
+    name: str | None = None
+    jira_account: str | None = None
+
+
+_ACCOUNT = re.compile(r"[^\[\]|{}\s]+")  # an account id or user name that wiki markup's mention can hold
+
+
+def person(who: Someone, *, mention: bool, cloud: bool) -> str:
+    """A person in wiki markup: a mention (``[~accountid:…]`` on Cloud, ``[~username]`` on Data Center) where
+    asked and their Jira account is known, else their name, else (Slack could not say) their Slack id."""
+    if mention and who.jira_account and _ACCOUNT.fullmatch(who.jira_account):
+        return f"[~accountid:{who.jira_account}]" if cloud else f"[~{who.jira_account}]"
+    return jira_text(one_line(who.name)) if who.name else f"Slack user {who.slack_user}"
+
+
+def comment_naming(parts: list[Any], people: Mapping[str, Someone], *, cloud: bool) -> str:
+    """A comment from the bot that names Slack users (workflows.effects.comment_naming): its words escaped, each
+    person as ``person`` writes them (``people``: what is known of them, by Slack user id)."""
+    out = []
+    for part in parts:
+        if isinstance(part, dict):
+            user = str(part["slack_user"])
+            out.append(person(people.get(user) or Someone(user), mention=bool(part.get("mention")), cloud=cloud))
+        else:
+            out.append(jira_text(str(part)))
+    return truncate("".join(out), DESCRIPTION_LIMIT)
 
 
 def _report_description(ticket: TicketView) -> str:

@@ -146,6 +146,21 @@ class JiraGateway:
         account = (chosen or {}).get("accountId" if cloud else "name")
         return str(account) if account else None
 
+    @property
+    def cloud(self) -> bool:
+        """Jira Cloud (people are account ids) rather than Data Center (people are user names)."""
+        return self.client.deploymentType == "Cloud"
+
+    def user_email(self, account: str) -> str | None:
+        """The e-mail address of a Jira account (Cloud accountId, Data Center username): ``GET user``. None when
+        Jira hides it (Cloud does, by the person's profile settings) or knows no such user."""
+        client = self.client
+        params = {"accountId": account} if self.cloud else {"username": account}
+        with outside_call("jira", "user"):
+            answer = client._session.get(client._get_url("user"), params=params)
+        email = answer.json().get("emailAddress") if answer.status_code == 200 else None
+        return str(email) if email else None
+
     def assign(self, key: str, account: str | None) -> None:
         """Set (or with None clear) the assignee: ``PUT issue/{key}/assignee``, one call."""
         client = self.client

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
@@ -20,6 +21,20 @@ HISTORY_PAGES = 5
 CHANNEL_UNREACHABLE = frozenset({"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"})
 GROUPS_TTL = 300.0  # seconds a user group's members are trusted before Slack is asked again
 log = logging.getLogger("triage.slack")
+
+
+@dataclass(frozen=True)
+class SlackPerson:
+    id: str
+    name: str | None  # the full name (what Jira shows of people too), else the display name, else the handle
+    email: str | None
+
+
+def _person(user: dict[str, Any], user_id: str) -> SlackPerson:
+    profile = user.get("profile") or {}
+    names = (profile.get("real_name"), user.get("real_name"), profile.get("display_name"), user.get("name"))
+    name = next((str(n).strip() for n in names if n and str(n).strip()), None)
+    return SlackPerson(user_id, name, str(profile["email"]) if profile.get("email") else None)
 
 
 class _NoticingClient(WebClient):
@@ -111,12 +126,24 @@ class SlackGateway:
             self._groups[group] = (now, members)
         return members
 
-    def user_email(self, user: str) -> str | None:
-        """A Slack user's e-mail address (needs the users:read.email scope); None when Slack has none."""
+    def user(self, user: str) -> SlackPerson:
+        """A Slack user's name and e-mail address (``users.info``; the e-mail needs the users:read.email scope)."""
         with outside_call("slack", "users.info"):
             response = self.client.users_info(user=user)
-        email = ((response.get("user") or {}).get("profile") or {}).get("email")
-        return str(email) if email else None
+        return _person(response.get("user") or {}, user)
+
+    def user_by_email(self, email: str) -> SlackPerson | None:
+        """The Slack user with this e-mail address (``users.lookupByEmail``, scope users:read.email); None when
+        there is none."""
+        try:
+            with outside_call("slack", "users.lookupByEmail"):
+                response = self.client.users_lookupByEmail(email=email)
+        except SlackApiError as problem:
+            if problem.response.get("error") == "users_not_found":
+                return None
+            raise
+        found = response.get("user") or {}
+        return _person(found, str(found.get("id") or "")) if found.get("id") else None
 
     def permalink(self, channel: str, ts: str) -> str:
         with outside_call("slack", "chat.getPermalink"):

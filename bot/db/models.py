@@ -116,6 +116,9 @@ class Ticket(SQLModel, table=True):
     slack_ts: str | None = Field(default=None, max_length=32)
     slack_post_attempts: int = 0
     assignee: str | None = Field(default=None, max_length=32)  # Slack user id of the member working on it
+    # The assignee's name as Jira gave it, when it was set in Jira: the card shows it for someone with no Slack
+    # user the bot knows (None: set in Slack, or nobody).
+    assignee_name: str | None = Field(default=None, max_length=255)
     # Customer reports: the public reference, who reported it (the identity service's subject and e-mail), and
     # the Jira project they go to (unset: the policy's jira.project and issue_type).
     report_ref: str | None = Field(default=None, max_length=32, unique=True)
@@ -171,6 +174,7 @@ class Person(SQLModel, table=True):
 
     slack_user: str = Field(primary_key=True, max_length=32)
     email: str | None = Field(default=None, max_length=320)
+    name: str | None = Field(default=None, max_length=255)  # as Slack gives it: full name, else display name
     jira_account: str | None = Field(default=None, max_length=128, index=True)  # Cloud accountId, DC username
     checked_at: datetime = Field(default_factory=utcnow)
 

@@ -904,7 +904,13 @@ class JiraEmulator:
     # ---- webhook delivery ----------------------------------------------------------------------
     def _webhook_issue(self, iss: _Issue, ctx: Ctx) -> Json:
         data = self.issue_json(iss, ctx, None)
-        return {k: data[k] for k in ("id", "self", "key", "fields")}
+        snapshot = {k: data[k] for k in ("id", "self", "key", "fields")}
+        if self.cloud:  # Cloud's webhooks name people without their e-mail address (Data Center's keep it)
+            fields = snapshot["fields"] = dict(snapshot["fields"])
+            for name, value in fields.items():
+                if isinstance(value, dict) and "accountId" in value:
+                    fields[name] = {k: v for k, v in value.items() if k != "emailAddress"}
+        return snapshot
 
     def _webhook_user(self, account_id: str, ctx: Ctx) -> Json | None:
         user = self.user(account_id)
@@ -1474,6 +1480,22 @@ def create_jira_emulator(
             raise JiraError(400, ["Can not deserialize the request body."])
         emu.edit(key, {"fields": {"assignee": data}}, me(request), v3=False)
         return Response(status_code=204)
+
+    @app.get(api + "/user")
+    async def user_get(request: Request) -> Json:
+        q, c = request.query_params, ctx(request)
+        if emu.cloud and ("username" in q or "key" in q):
+            raise JiraError(400, ["The query parameter 'username' is not supported in GDPR strict mode."])
+        wanted = q.get("accountId") if emu.cloud else (q.get("username") or q.get("key"))
+        if not wanted:
+            raise JiraError(
+                400,
+                ["accountId must be provided" if emu.cloud else "Either the 'username' or the 'key' must be provided"],
+            )
+        found = next((u for u in emu.users if wanted in ((u.account_id,) if emu.cloud else (u.name,))), None)
+        if found is None:
+            raise JiraError(404, ["Specified user does not exist or you do not have required permissions"])
+        return emu.user_json(found, c)
 
     @app.get(api + "/user/search")
     async def user_search(request: Request, startAt: int = 0, maxResults: int = 50) -> list[Json]:

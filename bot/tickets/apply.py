@@ -33,7 +33,7 @@ def apply(session: Session, settings: Settings, ticket: Ticket, plan: Plan) -> N
     if plan.set_team:
         ticket.team = plan.team
     if plan.set_assignee:
-        ticket.assignee = plan.assignee
+        ticket.assignee, ticket.assignee_name = plan.assignee, plan.assignee_name
     for entry in plan.history:
         if entry.to is not None:
             move(session, ticket, entry.to, actor=entry.actor, via=entry.via, note=entry.note)

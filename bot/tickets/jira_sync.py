@@ -48,7 +48,7 @@ from bot.tickets.effects import (
     ticket_id_of,
 )
 from workflows import tickets
-from workflows.effects import CARD, SYNC
+from workflows.effects import CARD, SYNC, named_in
 from workflows.escaping import slack_text
 from workflows.states import TicketState
 from workflows.tickets import TicketView
@@ -329,9 +329,14 @@ def jira_comment(runtime: Runtime, ctx: JobContext) -> None:
     marker = f"job-{ctx.job.id}"
     if ctx.job.attempts > 1 and runtime.jira.has_comment(key, marker):
         return
-    text = ctx.job.payload["text"]
+    payload = ctx.job.payload
+    if "parts" in payload:  # it names people: by name, and as Jira mentions where asked and their account is known
+        known = {user: people.someone(runtime, user) for user in named_in(payload)}
+        text = tickets.comment_naming(payload["parts"], known, cloud=runtime.jira.cloud)
+    else:
+        text = tickets.comment(payload["text"])
     try:
-        runtime.jira.add_comment(key, tickets.comment(text), marker)
+        runtime.jira.add_comment(key, text, marker)
     except JIRAError as problem:
         if not _refusable(problem):
             raise

@@ -156,6 +156,7 @@ def view(ticket: Ticket, browse_url: str | None = None) -> TicketView:
         state=TicketState(ticket.state),
         team=ticket.team,
         assignee=ticket.assignee,
+        assignee_name=ticket.assignee_name,
         alert_status=ticket.alert_status,
         dedup_label=dedup_label(ticket.dedup_key, ticket.generation),
         jira_key=ticket.jira_key,

@@ -134,7 +134,9 @@ def test_a_real_jira_alone_still_needs_a_webhook_token() -> None:
 
 
 def test_the_sandbox_shows_the_whole_customer_loop(tmp_path: Path) -> None:
-    """`make run` (full sandbox: emulated Jira, Slack, identity service and mail) and `triage-bot demo --report`."""
+    """`make run` (full sandbox: emulated Jira, Slack, identity service and mail), `triage-bot demo` and
+    `triage-bot demo --report`: what they print is what a person sees (the card as Slack shows it, with its
+    buttons; the receipt and the closing e-mail whole)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
     bot = BotProcess(env={"TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path}/sandbox.db"}, log_path=tmp_path / "bot.log")
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("TRIAGE_")}  # no TRIAGE_* but these
@@ -143,18 +145,38 @@ def test_the_sandbox_shows_the_whole_customer_loop(tmp_path: Path) -> None:
             bot.start()
         finally:
             os.environ.update(saved)
-        demo = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "demo", "--report", "--url", bot.url],
-            capture_output=True,
-            text=True,
-            env=clean,
-            timeout=90,
-            check=False,
+        alert, demo = (
+            subprocess.run(
+                [sys.executable, "-m", "bot.cli", "demo", *report, "--url", bot.url],
+                capture_output=True,
+                text=True,
+                env=clean,
+                timeout=90,
+                check=False,
+            )
+            for report in ([], ["--report"])
         )
     finally:
         bot.kill()
+    assert alert.returncode == 0, alert.stdout + alert.stderr
+    card = alert.stdout.split("as Slack shows it:\n", 1)[1].splitlines()
+    assert card[:3] == [
+        "  | HighErrorRate: 5xx rate above 5% on api",
+        "  | =======================================",
+        f"  | Jira         OPS-1 ({bot.url}/sandbox/jira/browse/OPS-1)",
+    ]
+    assert "  | Assignee     nobody yet" in card and "  | 🔴 firing: 2 of 2 alerts firing" in card
+    assert card[-2:] == ["  | [Resolve] [Assign team] [Close]", "  | ticket #1 · http://alertmanager:9093"]
+    assert not any(raw in alert.stdout for raw in ("*Jira*", "<http", ":red_circle:"))  # no raw mrkdwn
+
     assert demo.returncode == 0, demo.stdout + demo.stderr
     out = demo.stdout
     assert "<- 201 report R-" in out and "We received your report" in out
+    assert "   e-mail to jane.doe@example.com: [R-" in out
+    assert "   | thank you for your report. We received it and it is now with our" in out  # the receipt's text
+    assert "   | This message was sent automatically." in out.split("pressed Assign member")[0]
     assert 'pressed Close in C0OPS: the customer now sees "Closed"' in out
-    assert "Your report is closed" in out and "Your refund was sent again today." in out
+    assert "  | Assignee     @Paul Payments" in out and "  | [Reopen]" in out  # the card at the end
+    closing = out.split("Your report is closed", 1)[1]
+    assert "Your refund was sent again today. Sorry for the wait!" in closing
+    assert closing.rstrip().endswith("   | This message was sent automatically.")  # the whole e-mail

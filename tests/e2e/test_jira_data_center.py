@@ -63,3 +63,7 @@ def test_data_center_assignee_by_username(
     [issue] = jira.issues()
     assert issue["fields"]["assignee"]["name"] == "paul.pay"
     assert issue["fields"]["status"]["name"] == "In Progress"
+    # The comment names Paul by his Slack name and mentions him as Data Center's wiki markup does.
+    assert issue["fields"]["comment"]["comments"][-1]["body"] == (
+        "Assign member by Paul Payments: now In progress (assignee: [~paul.pay])."
+    )

@@ -144,3 +144,17 @@ def test_an_assignee_set_in_jira_shows_on_the_card_when_the_person_is_known(
         queue_drained(database_url)
         assert client.get("/api/tickets").json()["tickets"][0]["assignee"] == "U0PA1"
         assert "<@U0PA1>" in json.dumps(cards(emulators, "C0PAY")[0]["blocks"])
+
+        # Data Center's webhook carries the assignee's e-mail address: Slack finds its user by it (Petra has no
+        # Jira account on this site, and nobody assigned her from Slack before).
+        petra = jira_delivery(issue["key"], [assignee_item("petra", "Petra Payments")])
+        petra["issue"]["fields"]["assignee"] = {
+            "name": "petra",
+            "key": "JIRAUSER10100",
+            "displayName": "Petra Payments",
+            "emailAddress": "petra.pay@example.com",
+        }
+        assert send(bot, petra, "a-3").status_code == 200
+        queue_drained(database_url)
+        assert client.get("/api/tickets").json()["tickets"][0]["assignee"] == "U0PA2"
+        assert "*Assignee*\\n<@U0PA2>" in json.dumps(cards(emulators, "C0PAY")[0]["blocks"])

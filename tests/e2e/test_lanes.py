@@ -78,7 +78,7 @@ def test_jira_down_cards_and_clicks_go_on_and_jira_catches_up(
         [issue] = jira.issues()
         key = issue["key"]
         assert [c["body"] for c in issue["fields"]["comment"]["comments"]] == [
-            "Assign team by Slack user U0OP1: now Assigned (team payments)."
+            "Assign team by Olivia Ops: now Assigned (team payments)."
         ]
         for channel in (OPS, PAY):
             shown = _card_text(_only_card(emulators, channel))
@@ -149,7 +149,7 @@ def test_a_jira_refusal_is_said_once_and_holds_nothing_up(
     # What Jira did take went through: the assignee, and a comment for each move.
     assert issue["fields"]["assignee"]["accountId"]
     comments = [c["body"] for c in issue["fields"]["comment"]["comments"]]
-    assert len(comments) == 3 and comments[-1].startswith("Resolve by Slack user U0PA1: now Resolved")
+    assert len(comments) == 3 and comments[-1].startswith("Resolve by Paul Payments: now Resolved")
 
     # Each refused move is said once in the original card's thread, and kept for `triage-bot jobs`.
     refusals = [t for t in _thread(emulators, OPS, card["ts"]) if "Jira refused to move" in t]

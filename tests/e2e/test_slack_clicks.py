@@ -37,7 +37,7 @@ def test_clicks_move_the_ticket_by_role(bot: BotProcess, emulators: Emulators, d
     queue_drained(database_url)
     [issue] = issues(emulators)
     assert issue["fields"]["status"]["name"] == "Done"
-    assert [c["body"] for c in issue["fields"]["comment"]["comments"]] == ["Close by Slack user U0OP1: now Closed."]
+    assert [c["body"] for c in issue["fields"]["comment"]["comments"]] == ["Close by Olivia Ops: now Closed."]
     refusals = [e["text"] for e in emulators.slack.ephemerals("C0OPS", "U0OP1")]
     assert refusals == ["Nothing changed: <@U0OP1> already moved it to Closed."]
     [card] = cards(emulators, "C0OPS")
@@ -115,7 +115,7 @@ def test_assign_team_through_its_form_then_send_back(bot: BotProcess, emulators:
         assert (ticket["state"], ticket["team"]) == ("assigned", "payments")
         [issue] = issues(emulators)
         assert [c["body"] for c in issue["fields"]["comment"]["comments"]] == [
-            "Assign team by Slack user U0OP1: now Assigned (team payments)."
+            "Assign team by Olivia Ops: now Assigned (team payments)."
         ]  # the resubmission changed nothing
         assert issue["fields"]["status"]["name"] == "To Do"
         [card] = cards(emulators, "C0OPS")

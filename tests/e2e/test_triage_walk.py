@@ -73,7 +73,7 @@ def test_one_ticket_through_every_step_by_clicks(bot: BotProcess, emulators: Emu
     assert cards(emulators, PAY) == [] and cards(emulators, QA) == []
 
     walk.press(OPS, "Assign team", OPERATOR, {"team": {"team": "payments"}})
-    walk.check("Assigned", "To Do", None, "Assign team by Slack user U0OP1: now Assigned (team payments).", (OPS, PAY))
+    walk.check("Assigned", "To Do", None, "Assign team by Olivia Ops: now Assigned (team payments).", (OPS, PAY))
     team_card = _only_card(emulators, PAY)
     assert "original card and history" in json.dumps(team_card["blocks"])
     assert buttons(team_card) == ["Assign member", "Send back"]
@@ -90,7 +90,7 @@ def test_one_ticket_through_every_step_by_clicks(bot: BotProcess, emulators: Emu
         "In progress",
         "In Progress",
         "712020:paul",
-        "Assign member by Slack user U0PA1: now In progress (assignee: Slack user U0PA1).",
+        "Assign member by Paul Payments: now In progress (assignee: [~accountid:712020:paul]).",
         (OPS, PAY),
     )
     assert "<@U0PA1>" in json.dumps(_only_card(emulators, OPS)["blocks"])  # the card shows the assignee
@@ -100,29 +100,27 @@ def test_one_ticket_through_every_step_by_clicks(bot: BotProcess, emulators: Emu
         "Resolved",
         "Resolved",
         "712020:paul",
-        "Resolve by Slack user U0PA1: now Resolved.\nWhat was done: Restarted the gateway",
+        "Resolve by Paul Payments: now Resolved.\nWhat was done: Restarted the gateway",
         (OPS, PAY),
     )
     walk.press(OPS, "Request QA", OPERATOR)
-    walk.check("In QA", "Resolved", "712020:paul", "Request QA by Slack user U0OP1: now In QA.", (OPS, PAY, QA))
+    walk.check("In QA", "Resolved", "712020:paul", "Request QA by Olivia Ops: now In QA.", (OPS, PAY, QA))
     assert buttons(_only_card(emulators, QA)) == ["QA pass", "QA fail"]
     walk.press(QA, "QA fail", QUINN)
-    walk.check(
-        "In progress", "In Progress", "712020:paul", "QA fail by Slack user U0QA1: now In progress.", (OPS, PAY, QA)
-    )
+    walk.check("In progress", "In Progress", "712020:paul", "QA fail by Quinn QA: now In progress.", (OPS, PAY, QA))
     walk.press(PAY, "Resolve", PAUL, {"done": {"done": "Fixed the retry loop too"}})
     walk.check(
         "Resolved",
         "Resolved",
         "712020:paul",
-        "Resolve by Slack user U0PA1: now Resolved.\nWhat was done: Fixed the retry loop too",
+        "Resolve by Paul Payments: now Resolved.\nWhat was done: Fixed the retry loop too",
         (OPS, PAY, QA),
     )
     walk.press(OPS, "Request QA", OPERATOR)
     walk.press(QA, "QA pass", QUINN)
-    walk.check("Resolved", "Resolved", "712020:paul", "QA pass by Slack user U0QA1: now Resolved.", (OPS, PAY, QA))
+    walk.check("Resolved", "Resolved", "712020:paul", "QA pass by Quinn QA: now Resolved.", (OPS, PAY, QA))
     walk.press(OPS, "Close", OPERATOR)  # an alert has no customer to write to: Close needs no form
-    walk.check("Closed", "Done", "712020:paul", "Close by Slack user U0OP1: now Closed.", (OPS, PAY, QA))
+    walk.check("Closed", "Done", "712020:paul", "Close by Olivia Ops: now Closed.", (OPS, PAY, QA))
     for channel in (OPS, PAY, QA):
         assert buttons(_only_card(emulators, channel)) == ["Reopen"]
 
@@ -216,7 +214,7 @@ def test_a_team_channel_the_bot_cannot_post_in_holds_nothing_up(
         post_alert(client, alertmanager_payload("N"))
         queue_drained(database_url)  # dead jobs fail this wait
     walk.press(OPS, "Assign team", OPERATOR, {"team": {"team": "payments"}})
-    walk.check("Assigned", "To Do", None, "Assign team by Slack user U0OP1: now Assigned (team payments).", (OPS,))
+    walk.check("Assigned", "To Do", None, "Assign team by Olivia Ops: now Assigned (team payments).", (OPS,))
     thread = emulators.slack.thread(OPS, _only_card(emulators, OPS)["ts"])
     said = "I cannot post this ticket's card in <#C0PAY> (not_in_channel): please invite me there."
     assert [m["text"] for m in thread].count(said) == 1
@@ -226,7 +224,7 @@ def test_a_team_channel_the_bot_cannot_post_in_holds_nothing_up(
         "In progress",
         "In Progress",
         "712020:paul",
-        "Assign member by Slack user U0PA1: now In progress (assignee: Slack user U0PA1).",
+        "Assign member by Paul Payments: now In progress (assignee: [~accountid:712020:paul]).",
         (OPS,),
     )
 

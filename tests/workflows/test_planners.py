@@ -229,3 +229,63 @@ def test_a_reminder_goes_to_the_thread_of_the_people_it_mentions() -> None:
     assert effect.kind is EffectKind.SLACK_NOTE and effect.payload["channel"] == "C0PAY"
     assert effect.payload["mention"] == list(POLICY.teams["payments"].users)
     assert plan.history[0].note == "reminder 1 sent" and plan.to is None
+
+
+def test_an_assignee_in_jira_with_no_slack_user_is_named_on_the_card_and_in_the_list() -> None:
+    from workflows.cards import card
+    from workflows.commands import Command, listing
+
+    bob = [{"field": "assignee", "fieldId": "assignee", "to": "712020:bob", "toString": "Bob <Example>"}]
+    plan = plan_jira_change(ticket(), change(bob), policy=POLICY, own=frozenset(), slack_user_of={}, comment_seen=False)
+    assert plan.set_assignee and plan.assignee is None and plan.assignee_name == "Bob <Example>"
+    shown = ticket(assignee_name=plan.assignee_name)
+    assert "*Assignee*\nBob &lt;Example&gt;" in [f["text"] for b in card(shown) for f in b.get("fields", [])]
+    assert "Bob &lt;Example&gt;" in listing([shown], Command("list"), more=False)
+    # Mapped to a Slack user, the card mentions them; unassigned in Jira, nobody.
+    paul = plan_jira_change(
+        ticket(assignee_name="Bob"),
+        change([bob[0] | {"to": "712020:paul", "toString": "Paul"}]),
+        policy=POLICY,
+        own=frozenset(),
+        slack_user_of={"712020:paul": PAUL},
+        comment_seen=False,
+    )
+    assert (paul.assignee, paul.assignee_name) == (PAUL, "Paul")
+    shown = ticket(assignee=PAUL, assignee_name="Paul")
+    assert "*Assignee*\n<@U0PA1>" in [f["text"] for b in card(shown) for f in b.get("fields", [])]
+    nobody = plan_jira_change(
+        ticket(assignee_name="Bob"),
+        change([bob[0] | {"to": None, "toString": None}]),
+        policy=POLICY,
+        own=frozenset(),
+        slack_user_of={},
+        comment_seen=False,
+    )
+    assert nobody.set_assignee and (nobody.assignee, nobody.assignee_name) == (None, None)
+
+
+def test_a_click_comment_names_people_and_mentions_the_assignee() -> None:
+    from workflows.effects import named_in
+    from workflows.tickets import Someone, comment_naming
+
+    plan = plan_click(
+        ticket(TicketState.ASSIGNED, team="payments"),
+        click(Action.ASSIGN_MEMBER, user=PAUL, member=PAUL),
+        policy=POLICY,
+        members=members,
+        has_customer=False,
+        last_move=None,
+    )
+    [payload] = [e.payload for e in plan.effects if e.kind is EffectKind.JIRA_COMMENT]
+    assert named_in(payload) == [PAUL]
+    known = {PAUL: Someone(PAUL, "Paul *Payments*", "712020:paul")}
+    said = "Assign member by Paul \\*Payments\\*: now In progress (assignee: [~accountid:712020:paul])."
+    assert comment_naming(payload["parts"], known, cloud=True) == said
+    dc = {PAUL: Someone(PAUL, "Paul", "paul.pay")}
+    assert comment_naming(payload["parts"], dc, cloud=False).endswith("(assignee: [~paul.pay]).")
+    # Slack could not say who they are: their id; a Jira account markup cannot hold: their name.
+    assert comment_naming(payload["parts"], {}, cloud=True) == (
+        "Assign member by Slack user U0PA1: now In progress (assignee: Slack user U0PA1)."
+    )
+    odd = {PAUL: Someone(PAUL, "Paul", "paul]evil")}
+    assert comment_naming(payload["parts"], odd, cloud=False).endswith("(assignee: Paul).")

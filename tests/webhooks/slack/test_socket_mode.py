@@ -75,7 +75,7 @@ def test_a_click_over_the_socket_moves_the_ticket_like_one_over_http(
     [issue] = issues(emulators)
     assert issue["fields"]["status"]["name"] == "Done"
     [comment] = issue["fields"]["comment"]["comments"]
-    assert comment["body"].startswith("Close by Slack user U0OP1")
+    assert comment["body"].startswith("Close by Olivia Ops")
     [card] = cards(emulators, "C0OPS")
     assert "*State*\\nClosed" in json.dumps(card["blocks"])
     assert emulators.slack.ephemerals("C0OPS", "U0OP1") == []  # the redelivery was known, not judged stale
