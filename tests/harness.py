@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import httpx
 import psycopg
+from sqlalchemy import text as sa_text
 
 from bot.sandbox.samples import alertmanager_payload as alertmanager_payload  # re-exported for the tests
 
@@ -131,3 +132,18 @@ def bot_env(database_url: str, jira_url: str, slack_url: str, **extra: str) -> d
     }
     env.update(extra)
     return env
+
+
+def table_counts(engine: Any) -> dict[str, int]:
+    """Rows in every table of the bot's schema, and the highest id of those that have one: what "changes nothing"
+    is checked against. ``engine``: a SQLAlchemy engine on the bot's database (kept open by the caller)."""
+    from bot.db.models import SQLModel
+
+    counted: dict[str, int] = {}
+    with engine.connect() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            counted[table.name] = int(conn.execute(sa_text(f"SELECT count(*) FROM {table.name}")).scalar_one())
+            if "id" in table.c:
+                top = conn.execute(sa_text(f"SELECT max(id) FROM {table.name}")).scalar()
+                counted[f"{table.name}.max_id"] = int(top or 0)
+    return counted
