@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit bench setup services docker-lint clean
+.PHONY: run test test-faults lint typecheck unit bench setup services docker-lint clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ lint: setup
 
 test: setup services lint
 	$(BIN)/python -m pytest
+
+# The whole fault suite (tests/faults; README "Reliability"), one scenario at a time (-n 0 when xdist is there):
+# about 12 minutes. `make test` runs its cheap part.
+test-faults: setup services
+	TRIAGE_FAULTS=1 $(BIN)/python -m pytest tests/faults -p no:cacheprovider \
+		$$($(BIN)/python -c "import xdist" 2>/dev/null && echo "-n 0")
 
 unit: setup
 	$(BIN)/python -m pytest tests/workflows

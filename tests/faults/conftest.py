@@ -4,17 +4,55 @@ scenario) runs in `make test` too. Each test says what it counted; the run ends 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from bot.sandbox.identity_emulator import IdentityEmulator, create_identity_emulator
+from bot.sandbox.identity_emulator import DEFAULT_SESSIONS, IdentityEmulator, create_identity_emulator
 from bot.sandbox.server_thread import ServerThread
 from bot.settings import SANDBOX_IDENTITY_TOKEN
+from tests.conftest import Emulators
+from tests.harness import JIRA_TOKEN, SLACK_SECRET, SLACK_TOKEN, WEBHOOK_TOKEN
 
 FULL = os.environ.get("TRIAGE_FAULTS") == "1"
 COUNTED = "fault-counts"
+
+
+# What must never be seen outside: every secret the scenarios run with, and the customers' sessions and addresses.
+SECRETS = {
+    "the webhook token": WEBHOOK_TOKEN,
+    "the Slack bot token": SLACK_TOKEN,
+    "the Slack signing secret": SLACK_SECRET,
+    "the Jira API token": JIRA_TOKEN,
+    "the identity service's token": SANDBOX_IDENTITY_TOKEN,
+    "the Jira webhook secret": "fuzz-jira-webhook-secret-0123",
+    "the Grafana HMAC secret": "fuzz-grafana-hmac-secret-0123",
+    **{f"the session of {s.sub}": s.session_id for s in DEFAULT_SESSIONS},
+}
+ADDRESSES = {f"the address of {s.sub}": s.email for s in DEFAULT_SESSIONS if s.email}
+
+
+def leaks(text: str, *, addresses: bool = True) -> list[str]:
+    """The secrets (and customers' addresses) found in ``text``."""
+    found = [name for name, secret in SECRETS.items() if secret in text]
+    return found + ([name for name, address in ADDRESSES.items() if address in text] if addresses else [])
+
+
+@pytest.fixture(autouse=True)
+def nothing_leaks(request: pytest.FixtureRequest, tmp_path: Path, emulators: Emulators) -> Iterator[None]:
+    """After every test here: no secret and no customer's address in any line the bot logged, any Slack message,
+    ephemeral or form, and no secret in any Jira issue (the Jira issue of a report carries the customer's address,
+    for the people who reply; Slack shows it masked). Error bodies are checked by the tests that get them."""
+    yield
+    places = {f"log {log.name}": log.read_text(errors="replace") for log in sorted(tmp_path.glob("*.log"))}
+    slack = emulators.slack
+    places["Slack messages"] = json.dumps([slack.messages(), slack.ephemerals(), slack.views()])
+    found = [f"{what} in {place}" for place, text in places.items() for what in leaks(text)]
+    found += [f"{what} in a Jira issue" for what in leaks(json.dumps(emulators.jira.issues()), addresses=False)]
+    assert not found, found
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

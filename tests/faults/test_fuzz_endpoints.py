@@ -22,7 +22,7 @@ from schemathesis import GenerationMode
 
 from bot.db.engine import make_engine
 from tests.conftest import Emulators
-from tests.faults.conftest import examples
+from tests.faults.conftest import examples, leaks
 from tests.harness import WEBHOOK_TOKEN, BotProcess, table_counts, wait_until
 
 JIRA_SECRET = "fuzz-jira-webhook-secret-0123"
@@ -161,6 +161,7 @@ def fuzz(bot: BotProcess, database_url: str, emulators: Emulators, per_operation
                 if response.status_code >= 400:
                     problem = response.json()
                     assert isinstance(problem, dict) and problem.get("error"), f"{response.text[:300]}\n{what}"
+                    assert not leaks(response.text), f"{leaks(response.text)} in {response.text[:300]}\n{what}"
                 if response.status_code >= 400 or operation.method.upper() == "GET":
                     after = outside.now()
                     assert after == before, f"{response.status_code} changed {_diff(before, after)}\n{what}"

@@ -20,6 +20,7 @@ from bot.db.engine import make_engine
 from bot.sandbox.samples import alertmanager_payload
 from tests.conftest import Emulators
 from tests.e2e.helpers import queue_drained
+from tests.faults.conftest import SECRETS, leaks
 from tests.faults.test_fuzz_endpoints import JANE, JIRA_SECRET, fuzz_env
 from tests.harness import WEBHOOK_TOKEN, BotProcess, table_counts
 
@@ -45,6 +46,7 @@ def test_hostile_requests_are_refused_and_change_nothing(
         assert response.status_code == status, f"{what}: {response.status_code} {response.text[:300]}"
         problem = response.json()
         assert isinstance(problem, dict) and problem.get("error"), f"{what}: {response.text[:300]}"
+        assert not leaks(response.text), f"{what}: {leaks(response.text)} in the answer"
         if error is not None:
             assert problem["error"] == error, f"{what}: {problem}"
         assert table_counts(engine) == before, f"{what} changed something"
@@ -197,3 +199,11 @@ def test_credentials_are_compared_in_constant_time() -> None:
     assert not found, found
     uses = sum(p.read_text().count("compare_digest(") for p in (REPO / "webhooks").rglob("*.py"))
     assert uses >= 5  # bearer tokens, Grafana and Jira HMACs, Slack's signature, the console's token and CSRF
+
+
+def test_the_leak_scan_finds_what_it_looks_for() -> None:
+    """The scan every test here ends with (tests/faults/conftest.py) would see a secret or an address."""
+    assert leaks(f'{{"msg": "calling with Bearer {WEBHOOK_TOKEN}"}}') == ["the webhook token"]
+    assert leaks("sent to jane.doe@example.com") == ["the address of customer-1001"]
+    assert leaks("sent to jane.doe@example.com", addresses=False) == []
+    assert len(SECRETS) >= 10
