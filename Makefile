@@ -34,7 +34,7 @@ test: setup services lint
 	$(BIN)/python -m pytest
 
 # The whole fault suite (tests/faults; README "Reliability"), one scenario at a time (-n 0 when xdist is there):
-# about 12 minutes. `make test` runs its cheap part.
+# about 15 minutes. `make test` runs its cheap part.
 test-faults: setup services
 	TRIAGE_FAULTS=1 $(BIN)/python -m pytest tests/faults -p no:cacheprovider \
 		$$($(BIN)/python -c "import xdist" 2>/dev/null && echo "-n 0")

@@ -28,12 +28,12 @@ from workflows.policy import PolicyError, parse_policy
 from workflows.reports import ReportIn
 
 FUZZ = settings(
-    max_examples=examples(full=2000, quick=40),
+    max_examples=examples(full=300, quick=40),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-POLICY_FUZZ = settings(FUZZ, max_examples=examples(full=300, quick=15))  # a policy takes a while to read
+POLICY_FUZZ = settings(FUZZ, max_examples=examples(full=100, quick=15))  # a policy takes a while to read
 text = st.text(alphabet=st.characters(codec="utf-8"), max_size=300)
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text
 json_values = st.recursive(

@@ -208,29 +208,31 @@ def test_jira_refusing_then_503_then_429_while_slack_answers_429(
         bot: BotProcess = make_bot(TRIAGE_JIRA_URL=jira_door.url)
         jira_door.refuse()  # connections refused...
         emulators.slack.set_fault(status=429, seconds=12, retry_after=1)  # ...and Slack's 429 storm with it
+        # Once Jira takes connections again: its next 10 answers 503, the 10 after them 429 with Retry-After
+        # (the newest fault answers first, until its count runs out).
+        emulators.jira.set_fault(status=429, count=10, retry_after="1")
+        emulators.jira.set_fault(status=503, count=10)
         phases: list[str] = []
 
-        def next_phase(i: int) -> None:
-            if i == 0:
-                time.sleep(3)
-                emulators.jira.set_fault(status=503, seconds=4)  # then Jira is back, answering 503
-                jira_door.accept()
-                phases.append("503")
-                time.sleep(4)
-                emulators.jira.set_fault(status=429, seconds=4, retry_after="1")  # then 429 with Retry-After
-                phases.append("429")
+        def next_phase(_: int) -> None:
+            time.sleep(3)
+            jira_door.accept()
+            phases.append("back")
 
         plan = storm_posts(STORM_GROUPS)
         answers: Counter[str] = Counter()
         posts = deliver(lambda: bot.url, plan, at_fraction(1, (0,), next_phase), answers)
-        wait_until(lambda: len(phases) == 2, timeout=60, what="the phases")
+        wait_until(lambda: phases, timeout=60, what="Jira back")
         queue_drained(database_url, timeout=300)
         assert_exactly_once(emulators, database_url, posts, groups=STORM_GROUPS)
         jira_answers = Counter(r["status"] for r in emulators.jira.requests())
         slack_answers = Counter(r.get("status") for r in emulators.slack.requests())
-        assert jira_answers[503] > 0 and jira_answers[429] > 0 and slack_answers[429] > 0
+        assert (jira_answers[503], jira_answers[429]) == (10, 10) and slack_answers[429] > 0, (
+            jira_answers,
+            slack_answers,
+        )
         counted(
-            f"Jira refusing 3 s, then 503 4 s, then 429 4 s; Slack 429 for 12 s: {storm_summary(emulators, posts, answers)};"
+            f"Jira refusing connections 3 s, then 10 answers 503, then 10 answers 429; Slack 429 for 12 s: {storm_summary(emulators, posts, answers)};"
             f" Jira answered {dict(jira_answers)}, Slack {dict(slack_answers)}"
         )
 
