@@ -15,7 +15,7 @@ INSTALL    := $(UV) pip install --quiet --python $(BIN)/python
 COMPILE    := $(UV) pip compile pyproject.toml --quiet --universal --python-version 3.11 --generate-hashes \
               --custom-compile-command "make lock"
 
-.PHONY: run test lint unit bench setup setup-run services lock lock-upgrade clean
+.PHONY: run test test-faults lint unit bench setup setup-run services lock lock-upgrade clean
 
 setup: $(DEV_STAMP)
 
@@ -61,6 +61,12 @@ lint: setup
 
 test: setup services lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The whole fault suite (tests/faults; README "Reliability"), one scenario at a time (-n 0 when xdist is there):
+# about 15 minutes. `make test` runs its cheap part.
+test-faults: setup services
+	TRIAGE_FAULTS=1 $(BIN)/python -m pytest tests/faults -p no:cacheprovider \
+		$$($(BIN)/python -c "import xdist" 2>/dev/null && echo "-n 0")
 
 unit: setup
 	$(BIN)/python -m pytest tests/workflows

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 import psycopg
+from sqlalchemy import text as sa_text
 
 from bot.sandbox.samples import alertmanager_payload as alertmanager_payload  # re-exported for the tests
 
@@ -133,3 +135,156 @@ def bot_env(database_url: str, jira_url: str, slack_url: str, **extra: str) -> d
     }
     env.update(extra)
     return env
+
+
+def table_counts(engine: Any) -> dict[str, int]:
+    """Rows in every table of the bot's schema, and the highest id of those that have one: what "changes nothing"
+    is checked against. ``engine``: a SQLAlchemy engine on the bot's database (kept open by the caller)."""
+    from bot.db.models import SQLModel
+
+    counted: dict[str, int] = {}
+    with engine.connect() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            counted[table.name] = int(conn.execute(sa_text(f"SELECT count(*) FROM {table.name}")).scalar_one())
+            if "id" in table.c:
+                top = conn.execute(sa_text(f"SELECT max(id) FROM {table.name}")).scalar()
+                counted[f"{table.name}.max_id"] = int(top or 0)
+    return counted
+
+
+class TcpProxy:
+    """A TCP proxy on a free port in front of one or more backends (ports on 127.0.0.1). Each new connection goes
+    to the next backend in turn (round robin) and, when that one refuses it, to the next one that accepts: a
+    load balancer failing traffic over. ``refuse()`` closes the listening socket, so that clients get "connection
+    refused" as from a server that is down; ``accept()`` listens again on the same port."""
+
+    def __init__(self, *backends: int) -> None:
+        self.backends = list(backends)
+        self.port = free_port()
+        self.connections: dict[int, int] = {b: 0 for b in backends}  # backend -> connections it took
+        self._turn = 0
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> TcpProxy:
+        self.accept()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.refuse(cut=True)
+
+    def accept(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(128)
+        self._listener = listener
+        threading.Thread(target=self._serve, args=(listener,), daemon=True).start()
+
+    def refuse(self, cut: bool = False) -> None:
+        """Stop listening (new connections are refused); ``cut``: reset the open ones too."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        if cut:
+            with self._lock:
+                for sock in list(self._open):
+                    with contextlib.suppress(OSError):
+                        sock.close()
+
+    def _serve(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._pipe_to_backend, args=(client,), daemon=True).start()
+
+    def _pipe_to_backend(self, client: socket.socket) -> None:
+        with self._lock:
+            order = [self.backends[(self._turn + i) % len(self.backends)] for i in range(len(self.backends))]
+            self._turn += 1
+        for backend in order:
+            try:
+                upstream = socket.create_connection(("127.0.0.1", backend), timeout=2)
+            except OSError:
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self.connections[backend] += 1
+                self._open |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._copy, args=(source, sink), daemon=True).start()
+            return
+        client.close()  # no backend took it: the client sees its connection closed
+
+    def _copy(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            with self._lock:
+                self._open -= {source, sink}
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of its own (Debian's binaries, a cluster in a temporary folder, a free port), for the
+    scenario that restarts PostgreSQL mid-storm without touching the one every other test shares. ``restart()``
+    stops it (fast: every connection cut) and starts it again after ``down_seconds``; it is always stopped at the
+    end, even when the test fails."""
+
+    def __init__(self, folder: Path) -> None:
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not bins:
+            raise RuntimeError("PostgreSQL's server binaries are not installed (apt-get install postgresql)")
+        self.bin = bins[-1].parent
+        self.folder, self.data = folder, folder / "data"
+        self.port = free_port()
+        self.user = "postgres" if os.geteuid() == 0 else None  # initdb and postgres refuse to run as root
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bin / args[0]), *args[1:]]
+        if self.user:
+            command = ["runuser", "-u", self.user, "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def __enter__(self) -> PrivatePostgres:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.user:
+            subprocess.run(["chown", "-R", self.user, str(self.folder)], check=True)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def restart(self, down_seconds: float) -> None:
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()

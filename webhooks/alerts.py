@@ -30,7 +30,8 @@ from webhooks.auth import check_grafana_signature, require_token
 from webhooks.deps import RuntimeDep, WakerDep
 from webhooks.errors import Refusal, jsonable_errors
 from webhooks.intake import read_json_object
-from workflows.alerts import GroupNotification, Source, notification_from
+from webhooks.openapi import BEARER, json_body
+from workflows.alerts import AlertmanagerWebhook, Event, GrafanaWebhook, GroupNotification, Source, notification_from
 from workflows.routing import is_test
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -104,7 +105,11 @@ def _accepted(accepted: tuple[GroupNotification, bool]) -> JSONResponse:
     return JSONResponse({"status": "accepted", "dedup_key": note.dedup_key}, status_code=202)
 
 
-@router.post("/alertmanager", status_code=202)
+@router.post(
+    "/alertmanager",
+    status_code=202,
+    openapi_extra=json_body(AlertmanagerWebhook, "Alertmanager's webhook message (version 4)", BEARER),
+)
 async def alertmanager(request: Request, runtime: RuntimeDep, waker: WakerDep) -> JSONResponse:
     """Alertmanager webhook_config receiver (payload version 4)."""
     require_token(request, runtime.settings.effective_webhook_token())
@@ -112,7 +117,11 @@ async def alertmanager(request: Request, runtime: RuntimeDep, waker: WakerDep) -
     return _accepted(await _accept(runtime, waker, Source.ALERTMANAGER, data, raw))
 
 
-@router.post("/grafana", status_code=202)
+@router.post(
+    "/grafana",
+    status_code=202,
+    openapi_extra=json_body(GrafanaWebhook, "Grafana's webhook contact point message", BEARER),
+)
 async def grafana(request: Request, runtime: RuntimeDep, waker: WakerDep) -> JSONResponse:
     """Grafana unified alerting webhook contact point; HMAC-checked when TRIAGE_GRAFANA_HMAC_SECRET is set."""
     require_token(request, runtime.settings.effective_webhook_token())
@@ -123,7 +132,11 @@ async def grafana(request: Request, runtime: RuntimeDep, waker: WakerDep) -> JSO
     return _accepted(await _accept(runtime, waker, Source.GRAFANA, data, raw))
 
 
-@router.post("/events", status_code=202)
+@router.post(
+    "/events",
+    status_code=202,
+    openapi_extra=json_body(Event, "an event in the shape of PagerDuty's Events API v2", BEARER),
+)
 async def events(request: Request, runtime: RuntimeDep, waker: WakerDep) -> JSONResponse:
     """PagerDuty Events API v2 shaped events; answers like PagerDuty does."""
     require_token(request, runtime.settings.effective_webhook_token())

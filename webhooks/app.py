@@ -32,7 +32,7 @@ from bot.pool import worker_pool
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings, package_version
 from bot.supervisor import WorkerProcesses
-from webhooks import alerts, docs, errors, health, jira, reports, tickets
+from webhooks import alerts, docs, errors, health, jira, openapi, reports, tickets
 from webhooks.console.web import Emulators
 from webhooks.deps import Nobody
 from webhooks.slack import app as slack
@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_registries = (_process_metrics(settings), registry)
     errors.install(app)
     docs.install(app)
+    openapi.install(app)
     app.include_router(alerts.router)
     app.include_router(jira.router)
     app.state.bolt = slack.install(app, runtime, wake=lambda: app.state.waker.wake())

@@ -8,11 +8,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as db_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.metrics import INBOUND_REJECTED
 
 log = logging.getLogger("triage.http")
+DATABASE_RETRY_AFTER = 2  # seconds: a database restart takes a few
 
 
 class Refusal(Exception):
@@ -39,6 +41,22 @@ def install(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         INBOUND_REJECTED.labels(_route(request), "422").inc()
         return JSONResponse({"error": "invalid_request", "detail": jsonable_errors(exc.errors())}, status_code=422)
+
+    async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+        # Nothing was stored (or, if the commit landed and its answer was lost, the sender's retry is a
+        # redelivery, which changes nothing): never a 2xx, and a status every sender retries.
+        INBOUND_REJECTED.labels(_route(request), "503").inc()
+        log.warning(
+            "the database is unreachable; answered 503", extra={"path": request.url.path, "error": type(exc).__name__}
+        )
+        return JSONResponse(
+            {"error": "database_unavailable", "detail": "the database cannot be reached right now; try again"},
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
+
+    for away in (db_errors.OperationalError, db_errors.InterfaceError, db_errors.TimeoutError):
+        app.add_exception_handler(away, _database_away)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,7 @@ from bot.db.engine import ping
 from bot.runtime import Runtime
 from webhooks.auth import require_token
 from webhooks.deps import RuntimeDep
+from webhooks.openapi import BEARER, secured
 
 router = APIRouter(tags=["operations"])
 
@@ -42,7 +43,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics")
+@router.get("/metrics", openapi_extra=secured(BEARER))
 async def metrics(request: Request, runtime: RuntimeDep) -> Response:
     """Prometheus text format; needs the webhook token (or TRIAGE_METRICS_TOKEN) as a bearer token."""
     require_token(request, runtime.settings.effective_metrics_token())

@@ -27,6 +27,7 @@ from webhooks.auth import hmac_matches, require_token
 from webhooks.deps import RuntimeDep, WakerDep
 from webhooks.errors import Refusal, jsonable_errors
 from webhooks.intake import read_json_object
+from webhooks.openapi import BEARER, json_body
 from workflows.jira_webhooks import JiraWebhook
 
 router = APIRouter(prefix="/jira", tags=["jira"])
@@ -75,7 +76,16 @@ def persist(runtime: Runtime, key: str | None, issue_id: str | None, delivery: s
         return "duplicate: this delivery was received before"
 
 
-@router.post("/webhook")
+@router.post(
+    "/webhook",
+    openapi_extra=json_body(
+        JiraWebhook,
+        "a Jira issue or comment event (Cloud or Data Center)",
+        "jiraSignature",
+        "jiraUrlToken",
+        BEARER,
+    ),
+)
 async def jira_webhook(request: Request, runtime: RuntimeDep, waker: WakerDep) -> JSONResponse:
     """Jira (Cloud or Data Center) webhook for issue events."""
     if runtime.settings.jira_webhook_secret is None:

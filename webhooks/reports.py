@@ -22,6 +22,7 @@ from bot.tickets import reports
 from webhooks.deps import RuntimeDep, WakerDep
 from webhooks.errors import Refusal, jsonable_errors
 from webhooks.intake import read_json_object
+from webhooks.openapi import json_body
 from workflows.reports import ReportIn, metric_category
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -84,7 +85,11 @@ def _check_limits(runtime: Runtime, report: ReportIn) -> None:
             )
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=json_body(ReportIn, "the report; attachments' data in base64 (X-Session-Id: the customer's session)"),
+)
 async def create_report(
     request: Request,
     runtime: RuntimeDep,

@@ -14,6 +14,7 @@ from bot.tickets.store import dedup_hash
 from webhooks.auth import require_token
 from webhooks.deps import RuntimeDep
 from webhooks.errors import Refusal
+from webhooks.openapi import BEARER, secured
 
 router = APIRouter(prefix="/api", tags=["tickets"])
 
@@ -56,7 +57,7 @@ def public(runtime: Runtime, ticket: Ticket, history: list[TicketHistory] | None
     return out
 
 
-@router.get("/tickets")
+@router.get("/tickets", openapi_extra=secured(BEARER))
 async def list_tickets(
     request: Request,
     runtime: RuntimeDep,
@@ -75,9 +76,9 @@ async def list_tickets(
     return {"tickets": await run_in_threadpool(read)}
 
 
-@router.get("/tickets/{ticket_id}")
+@router.get("/tickets/{ticket_id}", openapi_extra=secured(BEARER))
 async def get_ticket(
-    request: Request, runtime: RuntimeDep, ticket_id: Annotated[int, Path(ge=1, le=2**62)]
+    request: Request, runtime: RuntimeDep, ticket_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
 ) -> dict[str, Any]:
     require_token(request, runtime.settings.effective_webhook_token())
 

@@ -101,7 +101,7 @@ class _GroupData(_Envelope):
     commonLabels: dict[str, str] = Field(default_factory=dict)
     commonAnnotations: dict[str, str] = Field(default_factory=dict)
     externalURL: str = ""
-    truncatedAlerts: int = Field(default=0, ge=0)
+    truncatedAlerts: int = Field(default=0, ge=0, le=2**31 - 1)  # stored in a 32-bit column
 
     _nulls = field_validator("groupLabels", "commonLabels", "commonAnnotations", mode="before")(_no_null)
 

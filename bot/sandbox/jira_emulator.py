@@ -2,7 +2,8 @@
 
 Serves what the pycontribs ``jira`` client uses under ``/rest/api/{2,3,latest}``, with Jira-like
 validation and ``ErrorCollection`` errors, a per-project workflow, a JQL subset (:mod:`bot.sandbox.jql`),
-fault injection, a steady rate limit shared by every client (:meth:`JiraEmulator.set_rate_limit`: 429 as Jira
+a search index that can lag writes as Jira Cloud's does (:meth:`JiraEmulator.set_index_lag`), fault injection,
+a steady rate limit shared by every client (:meth:`JiraEmulator.set_rate_limit`: 429 as Jira
 Cloud sends it), ``/_emulator/*`` control routes and admin-webhook delivery (:meth:`JiraEmulator.add_webhook`).
 Links (``self``, ``baseUrl``) are built from the request, so the app can be mounted under a prefix. State:
 ``app.state.emulator`` (:class:`JiraEmulator`).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import copy
 import functools
 import hashlib
 import hmac
@@ -406,6 +408,8 @@ class JiraEmulator:
             self._log: list[Json] = []
             self._ids, self._other_ids = itertools.count(10000), itertools.count(10000)  # issues; comments/changes
             self._numbers = {k: itertools.count(1) for k in self.projects}
+            self._index_lag = 0.0
+            self._index: dict[str, list[tuple[float, _Issue | None]]] = {}  # key -> (searchable from, as it was)
             self._rate_limited = 0  # 429s answered by the rate limit (faults not counted)
             if self._rate_limit is not None:  # the limit stays (as the Slack emulator's does); its bucket refills
                 self._rate_limit.tokens, self._rate_limit.updated = self._rate_limit.burst, time.monotonic()
@@ -444,6 +448,47 @@ class JiraEmulator:
     def clear_faults(self) -> None:
         with self.lock:
             self._faults.clear()
+
+    def set_index_lag(self, seconds: float) -> None:
+        """Make search eventually consistent, as Jira Cloud's ``/search/jql`` is: a write (a create, an edit, a
+        comment, a deletion) shows in search results ``seconds`` after it was made; until then a search sees the
+        issue as it was before (a new issue not at all). Reading an issue by key, and a search's
+        ``reconcileIssues`` ids, always see it as it is. 0 (the default): search sees every write at once."""
+        if not (seconds >= 0 and math.isfinite(seconds)):
+            raise ValueError("the lag must be a number of seconds, 0 or more")
+        with self.lock:
+            now = time.monotonic()
+            # What exists now is indexed already; only writes from here on lag.
+            self._index = {key: [(now, copy.deepcopy(iss))] for key, iss in self._issues.items()} if seconds else {}
+            self._index_lag = float(seconds)
+
+    def _indexed(self, iss: _Issue, *, deleted: bool = False) -> None:
+        """Record a write for the search index (under the lock)."""
+        if self._index_lag:
+            entry = (time.monotonic() + self._index_lag, None if deleted else copy.deepcopy(iss))
+            self._index.setdefault(iss.key, []).append(entry)
+
+    def _searchable(self, reconciled: frozenset[str]) -> list[_Issue]:
+        """The issues as search sees them now (under the lock); ``reconciled``: ids read as they are."""
+        if not self._index_lag:
+            return list(self._issues.values())
+        now, seen = time.monotonic(), []
+        for key in self._index.keys() | self._issues.keys():
+            live = self._issues.get(key)
+            if live is not None and live.id in reconciled:
+                seen.append(live)
+                continue
+            entries = self._index.get(key)
+            if not entries:
+                if live is not None:
+                    seen.append(live)
+                continue
+            shown = [entry for entry in entries if entry[0] <= now]
+            if shown:
+                del entries[: len(shown) - 1]  # older entries can never show again
+                if shown[-1][1] is not None:
+                    seen.append(shown[-1][1])
+        return seen
 
     def set_rate_limit(self, per_second: float | None, burst: float | None = None) -> None:
         """Limit every REST call of every client together to ``per_second`` (None: no limit), with a bucket of
@@ -840,6 +885,7 @@ class JiraEmulator:
             iss.changelog.clear()  # creation is not a change
             iss.updated = iss.created
             self._issues[iss.key] = iss
+            self._indexed(iss)
         self._emit(ChangeEvent("issue_created", iss.key, user.account_id))
         for c in comments:
             self._emit(ChangeEvent("issue_updated", iss.key, user.account_id, comment_id=c.id))
@@ -855,6 +901,7 @@ class JiraEmulator:
             if tr is not None:
                 new |= self._move(iss, tr, new.get("resolution", iss.resolution), "resolution" in new)
             items = self._commit(iss, new, comments, user)
+            self._indexed(iss)
             changelog_id = iss.changelog[-1]["id"] if items else None
         for c in comments:
             self._emit(
@@ -890,6 +937,7 @@ class JiraEmulator:
             iss = self.get(key)
             comment = self._check_comment(body.get("body"), v3, body)
             self._commit(iss, {}, [comment], user)
+            self._indexed(iss)
         self._emit(ChangeEvent("issue_updated", iss.key, user.account_id, comment_id=comment.id))
         return iss, comment
 
@@ -899,6 +947,7 @@ class JiraEmulator:
             iss = self.get(key)
             snapshot = self._webhook_issue(iss, Ctx(self.base_url))
             del self._issues[iss.key]
+            self._indexed(iss, deleted=True)
         self._emit(ChangeEvent("issue_deleted", iss.key, user.account_id), snapshot)
 
     # ---- webhook delivery ----------------------------------------------------------------------
@@ -1049,8 +1098,9 @@ class JiraEmulator:
         vals = self._values(iss, name)
         return (0, vals[0].lower()) if vals else (1, "")
 
-    def search(self, text: str, *, bounded: bool) -> list[_Issue]:
-        """Issues matching ``text`` (JQL), ordered; ``bounded`` rejects queries without a restriction."""
+    def search(self, text: str, *, bounded: bool, reconcile: Iterable[str] = ()) -> list[_Issue]:
+        """Issues matching ``text`` (JQL), ordered, as the search index shows them (:meth:`set_index_lag`;
+        ``reconcile``: issue ids read as they are); ``bounded`` rejects queries without a restriction."""
         try:
             query = jql.parse(text)
         except jql.JqlError as err:
@@ -1070,7 +1120,8 @@ class JiraEmulator:
                 if c.field in known and v is not None and v.lower() not in known[c.field]:
                     raise JiraError(400, [f"The value '{v}' does not exist for the field '{c.field}'."])
         with self.lock:
-            found = [i for i in self._issues.values() if jql.matches(query.where, functools.partial(self._values, i))]
+            searchable = self._searchable(frozenset(reconcile))
+            found = [i for i in searchable if jql.matches(query.where, functools.partial(self._values, i))]
             found.sort(key=lambda i: (i.created, int(i.id)), reverse=True)
             for name, desc in reversed(query.order_by):
                 found.sort(key=functools.partial(self._sort_key, name=name), reverse=desc)
@@ -1155,6 +1206,7 @@ class JiraEmulator:
             ]
             iss.attachments.extend(added)
             iss.updated = jira_time()
+            self._indexed(iss)
         return iss, added
 
     def attachment(self, attachment_id: str) -> _Attachment | None:
@@ -1271,7 +1323,7 @@ def create_jira_emulator(
             data = await body(request)
             return data if isinstance(data, dict) else {}
         q = request.query_params
-        return {k: q.getlist(k) if k == "fields" else v for k, v in q.items()}
+        return {k: q.getlist(k) if k in ("fields", "reconcileIssues") else v for k, v in q.items()}
 
     @app.exception_handler(JiraError)
     async def _jira_error(_: Request, exc: JiraError) -> JSONResponse:
@@ -1528,7 +1580,9 @@ def create_jira_emulator(
             limit = max(1, min(int(p.get("maxResults") or 50), 100 if wanted else 5000))
         except (ValueError, binascii.Error):
             raise JiraError(400, ["Invalid 'nextPageToken' or 'maxResults'."]) from None
-        found = emu.search(str(p.get("jql") or ""), bounded=True)
+        ids = p.get("reconcileIssues") or []
+        ids = [part.strip() for i in (ids if isinstance(ids, list) else [ids]) for part in str(i).split(",")]
+        found = emu.search(str(p.get("jql") or ""), bounded=True, reconcile=ids)
         with emu.lock:
             page = [
                 emu.issue_json(i, c, wanted, expand=str(p.get("expand") or "")) for i in found[start : start + limit]
@@ -1576,6 +1630,15 @@ def create_jira_emulator(
     async def clear_faults() -> Json:
         emu.clear_faults()
         return {"ok": True}
+
+    @app.post("/_emulator/index_lag")
+    async def set_index_lag(request: Request) -> Json:
+        data = await body(request)
+        try:
+            emu.set_index_lag(data["seconds"])
+        except (TypeError, ValueError, KeyError) as err:
+            raise JiraError(400, [f'Invalid index lag: {err}; expected {{"seconds": 10}}']) from None
+        return {"seconds": data["seconds"]}
 
     @app.get("/_emulator/rate_limit")
     async def rate_limit() -> Json:

@@ -3,7 +3,8 @@
 It listens on 127.0.0.1 on a port the system picks, without TLS or login (``target`` says where). Messages are
 kept in memory and listed at ``GET /_emulator/messages`` of ``create_mail_catcher_app``. ``set_down(True)`` stops
 listening, as a crashed server would (connections are refused), and ``set_down(False)`` listens again on the same
-port.
+port; ``set_refusal("451 4.3.0 ...")`` answers every message with that reply instead of keeping it (a server
+that defers mail, or refuses it for good with a 5xx), until ``set_refusal(None)``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class _Keeper:
         self._catcher = catcher
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        refusal = self._catcher.refusal
+        if refusal is not None:
+            self._catcher.refused += 1
+            return refusal
         raw = envelope.original_content or envelope.content or b""
         raw = raw if isinstance(raw, bytes) else raw.encode()
         self._catcher._keep(envelope.mail_from or "", list(envelope.rcpt_tos), raw)
@@ -59,6 +64,14 @@ class MailCatcher:
         self._messages: list[JSON] = []
         self._changed = threading.Condition()
         self._down = False
+        self.refusal: str | None = None  # an SMTP reply to every message, in place of keeping it
+        self.refused = 0  # messages answered with the refusal
+
+    def set_refusal(self, reply: str | None) -> None:
+        """Answer every message's DATA with ``reply`` (e.g. ``451 4.3.0 try again later``), or keep them again."""
+        if reply is not None and not (len(reply) > 4 and reply[:3].isdigit() and reply[0] in "45"):
+            raise ValueError("an SMTP reply such as '451 4.3.0 try again later'")
+        self.refusal = reply
 
     @property
     def target(self) -> SmtpTarget:

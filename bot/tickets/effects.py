@@ -97,6 +97,13 @@ def forget_attempt(runtime: Runtime, ticket: Ticket, counter: str) -> None:
     _count_attempts(runtime, ticket, counter, lambda n: max(0, n - 1))
 
 
+def attempt_unanswered(runtime: Runtime, ticket: Ticket, stamp: str) -> None:
+    """The attempt just recorded may have landed and its answer was lost (an error, a dropped connection, no answer
+    in time): its time becomes now, when the bot stopped waiting, so the wait before looking for it (for Jira's
+    search index to show it) counts from the latest moment it can have landed that the bot knows of."""
+    _count_attempts(runtime, ticket, "jira_create_attempts", lambda n: n, stamp)
+
+
 def _count_attempts(
     runtime: Runtime, ticket: Ticket, counter: str, change: Callable[[int], int], stamp: str | None = None
 ) -> None:

@@ -37,6 +37,7 @@ from bot.metrics import REFUSALS, TICKET_LATENCY, TICKETS_CREATED, TICKETS_UPDAT
 from bot.runtime import Runtime
 from bot.tickets import people
 from bot.tickets.effects import (
+    attempt_unanswered,
     forget_attempt,
     load,
     queue_effects,
@@ -123,8 +124,9 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
     runtime.jira.connect()
     found = None
     if ticket.jira_create_attempts > 0:
-        # An earlier attempt may have created the issue and lost the answer: look before creating again,
-        # once Jira's search index has had time to see it.
+        # An earlier attempt may have created the issue and lost the answer: look before creating again, once
+        # Jira's search index (eventually consistent) has had TRIAGE_JIRA_SEARCH_SETTLE_SECONDS to show it, counted
+        # from when the bot stopped waiting for that answer (README, Known limits: the bound this holds with).
         settle = runtime.settings.jira_search_settle_seconds
         since = (
             (utcnow() - ticket.jira_create_attempted_at).total_seconds() if ticket.jira_create_attempted_at else settle
@@ -159,10 +161,17 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
                 REFUSALS.labels("jira", "create").inc()
             if classify(problem).rate_limited:  # refused before any work: nothing was created
                 forget_attempt(runtime, ticket, "jira_create_attempts")
+            elif not _refusable(problem):  # a 5xx, 408, 409: Jira may have created it
+                attempt_unanswered(runtime, ticket, "jira_create_attempted_at")
             raise
         except requests.exceptions.ConnectionError as problem:
             if _never_connected(problem):
                 forget_attempt(runtime, ticket, "jira_create_attempts")
+            else:
+                attempt_unanswered(runtime, ticket, "jira_create_attempted_at")
+            raise
+        except requests.exceptions.RequestException:  # no answer in time, an unreadable one
+            attempt_unanswered(runtime, ticket, "jira_create_attempted_at")
             raise
         TICKETS_CREATED.labels(ticket.source).inc()
     key = found.key

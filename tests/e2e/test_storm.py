@@ -30,15 +30,15 @@ SENDERS = 8
 pytestmark = pytest.mark.storm
 
 
-def storm_posts() -> list[list[dict[str, Any]]]:
+def storm_posts(groups: int = GROUPS, prefix: str = "S") -> list[list[dict[str, Any]]]:
     """Per group, its posts in order (cumulative alert sets, as Alertmanager sends them)."""
     per_step = ALERTS_PER_GROUP // STEPS
     plan = []
     counter = 0
-    for g in range(GROUPS):
+    for g in range(groups):
         posts = []
         for step in range(1, STEPS + 1):
-            body = alertmanager_payload(f"S{g:03d}", alerts=per_step * step)
+            body = alertmanager_payload(f"{prefix}{g:03d}", alerts=per_step * step)
             posts.append(body)
             counter += 1
             if counter % REDELIVER_EVERY == 0:
@@ -47,10 +47,17 @@ def storm_posts() -> list[list[dict[str, Any]]]:
     return plan
 
 
-def deliver(url: Callable[[], str], plan: list[list[dict[str, Any]]], on_progress: Callable[[int], None]) -> int:
+def deliver(
+    url: Callable[[], str],
+    plan: list[list[dict[str, Any]]],
+    on_progress: Callable[[int], None],
+    answers: Counter[str] | None = None,
+) -> int:
     """Send every group's posts in order, groups spread over sender threads; retry like Alertmanager does
-    (connection errors and 5xx) until each post is acknowledged. Returns the number of acknowledged posts."""
+    (connection errors and 5xx) until each post is acknowledged. Returns the number of acknowledged posts;
+    ``answers`` counts every answer by status (and ``Retry-After`` on a 503), and connection errors."""
     sent = 0
+    seen: Counter[str] = answers if answers is not None else Counter()
     lock = threading.Lock()
     errors: list[str] = []
 
@@ -63,13 +70,17 @@ def deliver(url: Callable[[], str], plan: list[list[dict[str, Any]]], on_progres
                     while True:
                         try:
                             response = client.post(f"{url()}/alerts/alertmanager", json=body)
+                            retry_after = " with Retry-After" if response.headers.get("retry-after") else ""
+                            with lock:
+                                seen[f"{response.status_code}{retry_after}"] += 1
                             if response.status_code == 202:
                                 break
                             if response.status_code < 500:
                                 errors.append(f"{response.status_code} {response.text[:200]}")
                                 return
                         except httpx.HTTPError:
-                            pass
+                            with lock:
+                                seen["connection error"] += 1
                         if time.monotonic() > deadline:
                             errors.append("gave up after 120 s")
                             return
@@ -87,23 +98,25 @@ def deliver(url: Callable[[], str], plan: list[list[dict[str, Any]]], on_progres
     return sent
 
 
-def assert_exactly_once(emulators: Emulators, database_url: str, posts: int, lost_answers: int = 0) -> None:
-    assert posts >= 2000 * GROUPS // 200
+def assert_exactly_once(
+    emulators: Emulators, database_url: str, posts: int, lost_answers: int = 0, groups: int = GROUPS
+) -> None:
+    assert posts >= STEPS * groups
     found = issues(emulators)
     labels = Counter(
         next(x for x in i["fields"]["labels"] if x.startswith("triage-") and x != "triage-bot") for i in found
     )
-    assert len(found) == GROUPS, f"{len(found)} Jira issues for {GROUPS} groups"
+    assert len(found) == groups, f"{len(found)} Jira issues for {groups} groups"
     assert all(n == 1 for n in labels.values()), [k for k, n in labels.items() if n > 1]
     creates = [
         r
         for r in emulators.jira.requests()
         if r["method"] == "POST" and r["path"].endswith("/issue") and r["status"] == 201
     ]
-    assert len(creates) == GROUPS
+    assert len(creates) == groups
     posted = cards(emulators)
     per_ticket = Counter(c["metadata"]["event_payload"]["ticket_id"] for c in posted)
-    assert len(posted) == GROUPS and all(n == 1 for n in per_ticket.values())
+    assert len(posted) == groups and all(n == 1 for n in per_ticket.values())
     for card in posted:
         assert f"{ALERTS_PER_GROUP} of {ALERTS_PER_GROUP} alerts firing" in json.dumps(card["blocks"])
     for issue in found:
@@ -116,7 +129,7 @@ def assert_exactly_once(emulators: Emulators, database_url: str, posts: int, los
             events = conn.execute(text("SELECT count(*) FROM inbound_events")).scalar()
     finally:
         engine.dispose()
-    assert tuple(tickets) == (GROUPS, GROUPS, GROUPS)
+    assert tuple(tickets) == (groups, groups, groups)
     # Every acknowledged post was persisted. A kill can also take down a post that was committed but not yet
     # answered: its sender retries, and the redelivery is stored too (harmlessly, as the counts above show).
     assert posts <= (events or 0) <= posts + lost_answers

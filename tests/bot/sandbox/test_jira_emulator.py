@@ -298,6 +298,33 @@ def test_search_and_pagination_cloud(jira: JIRA, http: httpx.Client, emu: JiraEm
         jira.search_issues("project = OPS", startAt=5)
 
 
+def test_search_lags_writes_by_the_index_lag_while_reads_by_key_do_not(
+    jira: JIRA, http: httpx.Client, emu: JiraEmulator
+) -> None:
+    """Jira Cloud's search is eventually consistent: a new issue, an edit and a deletion show in search only after
+    the lag; the issue read by key, and an id passed in reconcileIssues, show at once."""
+    old = new_issue(jira, "before the lag", labels=["lag"])
+    emu.set_index_lag(0.6)
+    fresh = new_issue(jira, "during the lag", labels=["lag"])
+    found = lambda: [i.key for i in jira.enhanced_search_issues("labels = lag ORDER BY key ASC", fields="labels")]  # noqa: E731
+    assert found() == [old.key]  # indexed before the lag began
+    assert jira.issue(fresh.key).fields.summary == "during the lag"  # by key: as it is
+    reconciled = http.get(
+        "/rest/api/3/search/jql", params={"jql": "labels = lag", "reconcileIssues": fresh.id, "fields": "labels"}
+    ).json()
+    assert sorted(i["key"] for i in reconciled["issues"]) == sorted([old.key, fresh.key])
+    jira.issue(old.key).update(fields={"labels": ["moved"]})
+    emu.delete_issue(fresh.key)
+    assert found() == [old.key]  # the edit and the deletion do not show yet, nor the new issue
+    time.sleep(0.7)
+    assert found() == []  # the new issue showed and went with its deletion; the old one's label changed
+    assert [i.key for i in jira.enhanced_search_issues("labels = moved", fields="labels")] == [old.key]
+    emu.set_index_lag(0)
+    assert [i.key for i in jira.enhanced_search_issues("labels = moved", fields="labels")] == [old.key]
+    with pytest.raises(ValueError, match="seconds"):
+        emu.set_index_lag(-1)
+
+
 def test_old_search_is_gone_on_cloud(http: httpx.Client, url: str) -> None:
     for response in (http.get("/rest/api/2/search", params={"jql": "project = OPS"}), http.post("/rest/api/3/search")):
         assert response.status_code == 410
