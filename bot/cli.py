@@ -306,7 +306,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logs.configure(settings.log_level, settings.log_format, settings.secrets())
     _database(settings, create=False).dispose()
     runtime = Runtime.build(settings)
-    if not migrate.is_current(runtime.engine):
+    if not migrate.is_usable(runtime.engine):
         return _fail("the database schema is not current: run `triage-bot db upgrade` first")
     pool = worker_pool(runtime, args.threads or settings.workers or 1)
     stop = threading.Event()
@@ -344,20 +344,25 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_db_current(args: argparse.Namespace) -> int:
-    """0 when the schema is the newest this version knows, 1 when not (after waiting ``--wait`` seconds for it)."""
+    """0 when this version can run on the schema (its newest, or a newer release's), 1 when not (after waiting
+    ``--wait`` seconds for it)."""
     from bot.db import migrate
 
     settings = _settings()
     deadline = time.monotonic() + args.wait
     while True:
         engine = _database(settings, create=False)
-        current, head = migrate.current_revision(engine), migrate.head_revision()
+        state, current = migrate.schema_state(engine)
         engine.dispose()
-        if current == head or time.monotonic() >= deadline:
+        if state in ("current", "ahead") or time.monotonic() >= deadline:
             break
         time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
-    if current == head:
+    head = migrate.head_revision()
+    if state == "current":
         print(f"database schema current ({head})")
+        return OK
+    if state == "ahead":
+        print(f"database schema at {current}, newer than this version's {head}: a newer release migrated it")
         return OK
     print(f"database schema at {current or 'empty'}, this version needs {head}: run `triage-bot db upgrade`")
     return FAILED
@@ -472,7 +477,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     settings = _settings()
     engine = _database(settings, create=False)
-    if not migrate.is_current(engine):
+    if not migrate.is_usable(engine):
         return _fail(
             f"the database at {_shown(settings.database_url)} has no current schema: is this the server's "
             "TRIAGE_DATABASE_URL? (`triage-bot db upgrade` creates it)"

@@ -46,11 +46,17 @@ log = logging.getLogger("triage.server")
 
 def _prepare_schema(runtime: Runtime) -> None:
     settings = runtime.settings
-    if settings.migrate_on_start:
+    state, revision = migrate.schema_state(runtime.engine)
+    if state == "ahead":
+        log.warning(
+            "the database schema is newer than this release (a rolling update under way?): serving on it",
+            extra={"schema": revision, "head": migrate.head_revision()},
+        )
+    elif settings.migrate_on_start:
         migrate.upgrade(settings.database_url)
-    elif not migrate.is_current(runtime.engine):
+    elif state != "current":
         raise SystemExit(
-            f"the database schema is not current (at {migrate.current_revision(runtime.engine)}, "
+            f"the database schema is not current (at {revision or 'empty'}, "
             f"head {migrate.head_revision()}): run `triage-bot db upgrade` first"
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
@@ -41,8 +41,23 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 @cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this release's migrations know."""
+    return frozenset(_declared()[0])
+
+
+@cache
 def head_revision() -> str | None:
     """The newest revision: the one no other migration revises."""
+    revisions, revised = _declared()
+    heads = revisions - revised
+    if len(heads) > 1:
+        raise MigrationsError(f"the migrations have several heads: {', '.join(sorted(heads))}")
+    return next(iter(heads), None)
+
+
+def _declared() -> tuple[set[str], set[str]]:
+    """The revisions the migration files declare, and those they revise."""
     revisions: set[str] = set()
     revised: set[str] = set()
     for path in (MIGRATIONS / "versions").glob("*.py"):
@@ -52,10 +67,7 @@ def head_revision() -> str | None:
             revisions.add(declared["revision"])
         if "down_revision" in declared:
             revised.add(declared["down_revision"])
-    heads = revisions - revised
-    if len(heads) > 1:
-        raise MigrationsError(f"the migrations have several heads: {', '.join(sorted(heads))}")
-    return next(iter(heads), None)
+    return revisions, revised
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -70,3 +82,24 @@ def current_revision(engine: Engine) -> str | None:
 
 def is_current(engine: Engine) -> bool:
     return current_revision(engine) == head_revision()
+
+
+Schema = Literal["current", "ahead", "behind", "empty"]
+
+
+def schema_state(engine: Engine) -> tuple[Schema, str | None]:
+    """Where the database's schema stands for this release, and its revision. ``ahead``: a revision this release
+    does not know, so a newer release's migration (a rolling update migrates before the new replicas start, while
+    the old ones still serve)."""
+    current = current_revision(engine)
+    if current == head_revision():
+        return "current", current
+    if current is None:
+        return "empty", None
+    return ("behind" if current in known_revisions() else "ahead"), current
+
+
+def is_usable(engine: Engine) -> bool:
+    """This release may run on the schema: it is current, or a newer release's (whose migrations keep the one
+    before working: each adds, and drops nothing the release before it still reads)."""
+    return schema_state(engine)[0] in ("current", "ahead")
