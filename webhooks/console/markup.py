@@ -132,10 +132,15 @@ _HEADING = re.compile(r"^h([1-6])\.\s+(.*)$")
 _BULLET = re.compile(r"^([*#-]+)\s+(.*)$")
 
 
-def jira(text: str) -> Markup:
+_JIRA_MENTION = re.compile(r"\[~(?:accountid:)?([^\]\s|]+)\]")
+
+
+def jira(text: str, names: Mapping[str, str] | None = None) -> Markup:
     """Jira wiki markup (what the bot writes and what people type in Jira) as Jira renders it: headings, lists,
-    bold, italic, strike, monospace, links, code and noformat blocks, and backslash escapes taken literally."""
+    bold, italic, strike, monospace, links, mentions (``[~accountid:...]``, ``[~username]``: the person's name from
+    ``names``), code and noformat blocks, and backslash escapes taken literally."""
     text = _PRIVATE.sub("", text or "")
+    known = names or {}
     out: list[str] = []
     for i, part in enumerate(_JIRA_BLOCK.split(text)):
         if i % 3 == 1:
@@ -143,11 +148,11 @@ def jira(text: str) -> Markup:
         if i % 3 == 2:
             out.append(f"<pre>{escape(part.strip(chr(10)))}</pre>")
         else:
-            out.append(_jira_lines(part))
+            out.append(_jira_lines(part, known))
     return Markup("".join(out))  # noqa: S704 - every piece was escaped first
 
 
-def _jira_lines(text: str) -> str:
+def _jira_lines(text: str, names: Mapping[str, str]) -> str:
     out: list[str] = []
     in_list = False
     for line in text.split("\n"):
@@ -156,22 +161,22 @@ def _jira_lines(text: str) -> str:
             if not in_list:
                 out.append("<ul>")
                 in_list = True
-            out.append(f"<li>{_jira_inline(bullet.group(2))}</li>")
+            out.append(f"<li>{_jira_inline(bullet.group(2), names)}</li>")
             continue
         if in_list:
             out.append("</ul>")
             in_list = False
         if heading:
             level = min(6, int(heading.group(1)) + 2)  # inside a page: never larger than its own headings
-            out.append(f"<h{level}>{_jira_inline(heading.group(2))}</h{level}>")
+            out.append(f"<h{level}>{_jira_inline(heading.group(2), names)}</h{level}>")
         elif line.strip():
-            out.append(f"<p>{_jira_inline(line)}</p>")
+            out.append(f"<p>{_jira_inline(line, names)}</p>")
     if in_list:
         out.append("</ul>")
     return "".join(out)
 
 
-def _jira_inline(text: str) -> str:
+def _jira_inline(text: str, names: Mapping[str, str]) -> str:
     literals: list[str] = []
 
     def keep(match: re.Match[str]) -> str:
@@ -187,6 +192,12 @@ def _jira_inline(text: str) -> str:
         links.append(str(link(_restore(target, literals), shown)))
         return f"\ue002{len(links) - 1}\ue002"
 
+    def mentioned(match: re.Match[str]) -> str:
+        who = _restore(match.group(1), literals)
+        links.append(f'<span class="mention">@{escape(names.get(who, who))}</span>')
+        return f"\ue002{len(links) - 1}\ue002"
+
+    text = _JIRA_MENTION.sub(mentioned, text)
     text = _JIRA_LINK.sub(linked, text)
     escaped = _inline(str(escape(text)), _JIRA_RULES)
     escaped = re.sub("\ue002(\\d+)\ue002", lambda m: links[int(m.group(1))], escaped)

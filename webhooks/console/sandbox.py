@@ -226,7 +226,8 @@ def register(router: APIRouter, console: Console) -> None:
         project = emu.projects[issue["fields"]["project"]["key"]]
         status = issue["fields"]["status"]["name"]
         moves = [t for t in project.workflow.transitions if t.to != status]
-        users = {u.account_id: u.display_name for u in emu.users}
+        # Cloud mentions name the account id, Data Center's the username.
+        users = {u.account_id: u.display_name for u in emu.users} | {u.name: u.display_name for u in emu.users}
         return console.page(
             visit,
             "jira_issue.html",

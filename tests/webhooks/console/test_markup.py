@@ -75,3 +75,11 @@ def test_jira_markup_renders_and_escapes_stay_literal() -> None:
     assert '<a href="https://r.example"' in shown
     assert jira("{code}<b>{code}") == "<pre>&lt;b&gt;</pre>"
     assert jira("[x|javascript:alert(1)]") == "<p>x</p>"
+
+
+def test_jira_mentions_show_the_persons_name() -> None:
+    names = {"712020:paul": "Paul Payments", "paul.pay": "Paul Payments"}
+    cloud = jira("Assign member by Olivia: now In progress (assignee: [~accountid:712020:paul])", names)
+    assert '<span class="mention">@Paul Payments</span>' in cloud and "accountid" not in cloud
+    assert '<span class="mention">@Paul Payments</span>' in jira("[~paul.pay] looks", names)
+    assert jira("[~someone<b>]", names) == '<p><span class="mention">@someone&lt;b&gt;</span></p>'  # unknown: as given
