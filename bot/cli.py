@@ -675,6 +675,9 @@ def cmd_demo_report(args: argparse.Namespace) -> int:
             wait(f"{label}", lambda s=state_before: ticket()["state"] != s)
             status = client.get(f"/reports/{ref}", headers=session).json()
             print(f'   {user} pressed {label} in {channel}: the customer now sees "{status["status_text"]}"')
+        # The card is edited after the move is stored: show it once it shows the closed ticket (Reopen alone).
+        channel, ticket_id = ticket_row["slack_channel"], ticket()["id"]
+        wait("the card's last edit", lambda: _card_buttons(client, channel, ticket_id) == ["Reopen"])
         print(f"\nThe card in {ticket_row['slack_channel']} now, as Slack shows it:")
         _print_card(client, ticket_row["slack_channel"], ticket_row["slack_ts"])
         print()
@@ -731,6 +734,17 @@ def _card_in(client: Any, channel: str, ticket_id: int, button: str) -> str | No
             and button in json.dumps(message["blocks"])
         ):
             return str(message["ts"])
+    return None
+
+
+def _card_buttons(client: Any, channel: str, ticket_id: int) -> list[str] | None:
+    """The labels of the buttons the ticket's card in ``channel`` shows now (None: no card there)."""
+    messages = client.get("/sandbox/slack/_emulator/messages", params={"channel": channel}).json()["messages"]
+    for message in messages:
+        payload = (message.get("metadata") or {}).get("event_payload") or {}
+        if not message.get("thread_ts") and payload.get("ticket_id") == ticket_id:
+            actions = [b for b in message.get("blocks") or [] if b.get("type") == "actions"]
+            return [str(e.get("text", {}).get("text", "")) for b in actions for e in b.get("elements", [])]
     return None
 
 

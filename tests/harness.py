@@ -32,6 +32,20 @@ JIRA_USER, JIRA_TOKEN = "sandbox@example.com", "sandbox-token"
 T = TypeVar("T")
 
 
+def run_cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real `triage-bot` command as a subprocess, with none of this process's TRIAGE_ settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=clean | env,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

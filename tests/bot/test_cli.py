@@ -12,21 +12,12 @@ from typing import Any
 from bot.settings import EXAMPLE_POLICY
 from tests.conftest import Emulators
 from tests.e2e.helpers import cards, issues, post_alert, queue_drained
-from tests.harness import BotProcess, alertmanager_payload, wait_until
+from tests.harness import BotProcess, alertmanager_payload, run_cli, wait_until
 
 ALERT = EXAMPLE_POLICY.parent / "alertmanager.json"
 
 
-def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
-        capture_output=True,
-        text=True,
-        env=clean | env,
-        timeout=60,
-        check=False,
-    )
+cli = run_cli
 
 
 def test_policy_check(tmp_path: Path) -> None:
@@ -176,7 +167,7 @@ def test_the_sandbox_shows_the_whole_customer_loop(tmp_path: Path) -> None:
     assert "   | thank you for your report. We received it and it is now with our" in out  # the receipt's text
     assert "   | This message was sent automatically." in out.split("pressed Assign member")[0]
     assert 'pressed Close in C0OPS: the customer now sees "Closed"' in out
-    assert "  | Assignee     @Paul Payments" in out and "  | [Reopen]" in out  # the card at the end
+    assert "  | Assignee     @Paul Payments" in out and "  | [Reopen]" in out, out  # the card at the end
     closing = out.split("Your report is closed", 1)[1]
     assert "Your refund was sent again today. Sorry for the wait!" in closing
     assert closing.rstrip().endswith("   | This message was sent automatically.")  # the whole e-mail

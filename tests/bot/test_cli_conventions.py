@@ -19,22 +19,12 @@ import httpx
 from bot.cli import parser
 from bot.settings import package_version
 from tests.conftest import Emulators
-from tests.harness import JIRA_TOKEN, JIRA_USER, WEBHOOK_TOKEN, BotProcess, free_port, postgres_database
+from tests.harness import JIRA_TOKEN, JIRA_USER, WEBHOOK_TOKEN, BotProcess, free_port, postgres_database, run_cli
 
 SANDBOX_TOKEN = "sandbox-webhook-token"
 
 
-def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
-        capture_output=True,
-        text=True,
-        env=clean | env,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
+cli = run_cli
 
 
 def _one_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -3,16 +3,14 @@ replica keeps serving (and stays ready) on a schema newer than its own, and refu
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from typing import Any
 
 from sqlalchemy import text
 
 from bot.db import migrate
 from bot.db.engine import make_engine
-from tests.harness import BotProcess, alertmanager_payload
+from tests.harness import BotProcess, alertmanager_payload, run_cli
 
 
 def _set_revision(database_url: str, revision: str) -> None:
@@ -25,10 +23,7 @@ def _set_revision(database_url: str, revision: str) -> None:
 
 
 def _db_current(database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")} | {"TRIAGE_DATABASE_URL": database_url}
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", "db", "current"], capture_output=True, text=True, env=env, timeout=60
-    )
+    return run_cli("db", "current", TRIAGE_DATABASE_URL=database_url)
 
 
 def test_a_replica_serves_on_a_newer_schema_and_refuses_an_older_one(make_bot: Any, database_url: str) -> None:
