@@ -24,6 +24,9 @@ from bot.db.engine import reading, transaction
 from bot.db.models import InboundEvent, Job, JobStatus
 
 ERROR_LIMIT = 4000
+# Said of a job taken again because its worker stopped renewing its lease (killed, hung, cut off): what that worker
+# had sent may still be on its way.
+LEASE_EXPIRED = "lease expired: its worker stopped answering before the job finished; taken again"
 # Never waits behind routine work: a new ticket's issue and first card. These call an outside system and spend
 # most of their time waiting for it, so they go even before the bot's own urgent work: the two then overlap.
 OPENING = -1
@@ -126,7 +129,9 @@ def claim(
                 return None
     with transaction(engine) as session:
         # Jobs whose worker died: their lease ran out, so they are anyone's again (the old owner is fenced off).
-        session.execute(update(Job).where(expired).values(status=JobStatus.PENDING, locked_until=None))
+        session.execute(
+            update(Job).where(expired).values(status=JobStatus.PENDING, locked_until=None, last_error=LEASE_EXPIRED)
+        )
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=Job)
         job = session.exec(query).first()

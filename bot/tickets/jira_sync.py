@@ -128,6 +128,10 @@ def jira_create(runtime: Runtime, ctx: JobContext) -> None:
         # Jira's search index (eventually consistent) has had TRIAGE_JIRA_SEARCH_SETTLE_SECONDS to show it, counted
         # from when the bot stopped waiting for that answer (README, Known limits: the bound this holds with).
         settle = runtime.settings.jira_search_settle_seconds
+        if ctx.job.last_error == queue.LEASE_EXPIRED:
+            # The worker that sent the last attempt died without a word: that request may still be at Jira, which
+            # can take it up to the client's timeout after it was sent. Look only once it can have landed.
+            settle += runtime.settings.jira_timeout
         since = (
             (utcnow() - ticket.jira_create_attempted_at).total_seconds() if ticket.jira_create_attempted_at else settle
         )

@@ -80,7 +80,13 @@ def test_steady_rate_over_every_client_and_path(server: tuple[ServerThread, Jira
     elapsed = time.monotonic() - started
     admitted = statuses.count(200)
     assert set(statuses) == {200, 429}
-    assert 1 + 5 * elapsed - 2 <= admitted <= 1 + 5 * elapsed + 1
+    assert admitted <= 1 + 5 * elapsed + 1  # never more than the bucket and its refill
+    # A 429 says the bucket was empty then: every token made until the last one had been taken (a slow client,
+    # on a busy machine, may leave tokens unused before it; that is not the limit's doing).
+    last_429 = max(r["time"] for r in emu.requests() if r.get("rate_limited"))
+    first = min(r["time"] for r in emu.requests())
+    taken_by_then = sum(1 for r in emu.requests() if r["status"] == 200 and r["time"] <= last_429)
+    assert taken_by_then >= 1 + 5 * (last_429 - first) - 2
     assert emu.rate_limited == statuses.count(429)
     assert http_get(server[0].url, "/_emulator/issues").status_code == 200  # control routes are never limited
 
