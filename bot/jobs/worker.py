@@ -95,8 +95,11 @@ class WorkerPool:
         self._running_lock = threading.Lock()
         self._hurried: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
-        # No outside system may hold every thread: a slow Jira leaves threads for Slack and the bot's own work.
+        # No outside system may hold every thread: a slow Jira leaves threads for Slack and the bot's own work. The
+        # urgent-only thread is not counted against it where a thread is still left besides (a new ticket's issue
+        # then never waits for a thread to come back from a routine update).
         self.per_system = max(1, threads - 2)
+        self.urgent_beyond_share = threads - self.per_system >= 2
         self._busy: dict[str, int] = {}  # system -> threads running one of its jobs now
 
     def start(self) -> None:
@@ -139,7 +142,8 @@ class WorkerPool:
         while not self._stop.is_set():
             try:
                 # A paused system's jobs are not claimed at all: its lanes wait, every other system's go on.
-                skip = self.budget.skip_lanes() + self._full()
+                exempt = urgent_only and self.urgent_beyond_share
+                skip = self.budget.skip_lanes() + (() if exempt else self._full())
                 job = queue.claim(
                     self.engine, worker_id, settings.job_lease_seconds, skip_lanes=skip, urgent_only=urgent_only
                 )
@@ -159,7 +163,7 @@ class WorkerPool:
                     log.exception("cannot give a paced job back; its lease will expire", extra={"job_id": job.id})
                 continue
             system = system_of_lane(job.lane)
-            if not self._enter(system):
+            if not self._enter(system, exempt):
                 # Threads that claimed at the same moment took the system's last free thread: give this one back.
                 try:
                     queue.fail(
@@ -184,12 +188,13 @@ class WorkerPool:
             for verdict in take_noticed():
                 self._rate_limited(verdict, job)
 
-    def _enter(self, system: str | None) -> bool:
-        """Take one of the system's ``per_system`` threads; False when they are all taken."""
+    def _enter(self, system: str | None, exempt: bool = False) -> bool:
+        """Take one of the system's ``per_system`` threads (``exempt``: the urgent-only thread, beyond them); False
+        when they are all taken."""
         if system is None:
             return True
         with self._running_lock:
-            if self._busy.get(system, 0) >= self.per_system:
+            if not exempt and self._busy.get(system, 0) >= self.per_system:
                 return False
             self._busy[system] = self._busy.get(system, 0) + 1
             return True

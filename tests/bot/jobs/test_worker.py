@@ -33,22 +33,29 @@ def test_a_hanging_outside_system_leaves_threads_for_the_others(engine: Any) -> 
 
     with transaction(engine) as session:
         for n in range(8):
-            queue.enqueue(session, kind="jira.create", lane=f"jira:{n}", priority=queue.OPENING)
+            queue.enqueue(session, kind="jira.sync", lane=f"jira:{n}")  # routine updates
         queue.enqueue(session, kind="slack.card", lane="slack:1", priority=queue.OPENING)
         queue.enqueue(session, kind="alert.process", lane="group:1", priority=queue.URGENT)
-    pool = WorkerPool(
-        engine, Settings(), {"jira.create": hangs, "slack.card": quick, "alert.process": quick}, threads=4
-    )
-    assert pool.per_system == 2
+    handlers = {"jira.sync": hangs, "jira.create": hangs, "slack.card": quick, "alert.process": quick}
+    pool = WorkerPool(engine, Settings(), handlers, threads=4)
+    assert pool.per_system == 2 and pool.urgent_beyond_share
     pool.start()
     try:
-        # Slack's card and the bot's own decision are done while Jira holds its share of the threads.
+        # Slack's card and the bot's own decision are done while Jira's updates hold their share of the threads.
         wait_until(lambda: _done(engine, ("slack.card", "alert.process")) == 2, timeout=10, what="other work done")
         with lock:
             assert most[0] == 2
+        # A new ticket's create does not wait for an update to come back: the urgent-only thread takes it beyond
+        # Jira's share (and a thread is still left for everything else).
+        with transaction(engine) as session:
+            queue.enqueue(session, kind="jira.create", lane="jira:new", priority=queue.OPENING)
+        pool.wake()
+        wait_until(lambda: running[0] == 3, timeout=10, what="the create taken beyond Jira's share")
+        with lock:
+            assert most[0] == 3
     finally:
         release.set()
-        wait_until(lambda: _done(engine, ("jira.create",)) == 8, timeout=20, what="Jira's jobs done")
+        wait_until(lambda: _done(engine, ("jira.sync", "jira.create")) == 9, timeout=20, what="Jira's jobs done")
         pool.stop()
 
 
