@@ -723,29 +723,29 @@ def _send(client: Any, path: str, body: dict[str, Any], headers: dict[str, str] 
         ) from None
 
 
-def _card_in(client: Any, channel: str, ticket_id: int, button: str) -> str | None:
-    """The ts of the ticket's card in ``channel``, once it shows ``button``."""
-    messages = client.get("/sandbox/slack/_emulator/messages", params={"channel": channel}).json()["messages"]
-    for message in messages:
-        payload = (message.get("metadata") or {}).get("event_payload") or {}
-        if (
-            not message.get("thread_ts")
-            and payload.get("ticket_id") == ticket_id
-            and button in json.dumps(message["blocks"])
-        ):
-            return str(message["ts"])
-    return None
-
-
-def _card_buttons(client: Any, channel: str, ticket_id: int) -> list[str] | None:
-    """The labels of the buttons the ticket's card in ``channel`` shows now (None: no card there)."""
+def _card(client: Any, channel: str, ticket_id: int) -> dict[str, Any] | None:
+    """The ticket's card in ``channel`` as Slack holds it now (None: no card there)."""
     messages = client.get("/sandbox/slack/_emulator/messages", params={"channel": channel}).json()["messages"]
     for message in messages:
         payload = (message.get("metadata") or {}).get("event_payload") or {}
         if not message.get("thread_ts") and payload.get("ticket_id") == ticket_id:
-            actions = [b for b in message.get("blocks") or [] if b.get("type") == "actions"]
-            return [str(e.get("text", {}).get("text", "")) for b in actions for e in b.get("elements", [])]
+            return dict(message)
     return None
+
+
+def _card_in(client: Any, channel: str, ticket_id: int, button: str) -> str | None:
+    """The ts of the ticket's card in ``channel``, once it shows ``button``."""
+    card = _card(client, channel, ticket_id)
+    return str(card["ts"]) if card is not None and button in json.dumps(card["blocks"]) else None
+
+
+def _card_buttons(client: Any, channel: str, ticket_id: int) -> list[str] | None:
+    """The labels of the buttons the ticket's card in ``channel`` shows now (None: no card there)."""
+    card = _card(client, channel, ticket_id)
+    if card is None:
+        return None
+    actions = [b for b in card.get("blocks") or [] if b.get("type") == "actions"]
+    return [str(e.get("text", {}).get("text", "")) for b in actions for e in b.get("elements", [])]
 
 
 def _deliver(client: Any, signed: dict[str, Any]) -> None:

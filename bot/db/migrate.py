@@ -80,10 +80,6 @@ def current_revision(engine: Engine) -> str | None:
     return rows[0] if rows else None
 
 
-def is_current(engine: Engine) -> bool:
-    return current_revision(engine) == head_revision()
-
-
 Schema = Literal["current", "ahead", "behind", "empty"]
 
 

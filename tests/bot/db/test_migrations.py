@@ -22,7 +22,7 @@ def test_migrations_match_the_models_and_downgrade(database_url: str) -> None:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, SQLModel.metadata) == []
-        assert migrate.is_current(engine)
+        assert migrate.schema_state(engine)[0] == "current"
         from alembic import command
         from alembic.script import ScriptDirectory
 
@@ -34,11 +34,11 @@ def test_migrations_match_the_models_and_downgrade(database_url: str) -> None:
         with engine.connect() as connection:
             assert migrate.current_revision(engine) == MigrationContext.configure(connection).get_current_revision()
         command.downgrade(migrate.alembic_config(database_url), "-1")
-        assert not migrate.is_current(engine)
+        assert migrate.schema_state(engine)[0] == "behind"
         command.downgrade(migrate.alembic_config(database_url), "base")
         assert migrate.current_revision(engine) is None
         migrate.upgrade(database_url)
-        assert migrate.is_current(engine)
+        assert migrate.schema_state(engine)[0] == "current"
     finally:
         engine.dispose()
 
