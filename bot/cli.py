@@ -151,22 +151,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"cannot listen on {settings.host}:{settings.port}: {taken}. Is another triage-bot (make run) serving "
             "there? Stop it, or choose another port (--port or TRIAGE_PORT)"
         )
-    fresh = settings.full_sandbox and not os.environ.get("TRIAGE_DATABASE_URL")
-    if fresh:
-        # The emulators keep nothing across restarts, so neither may the tickets that point into them.
-        for stale in Path("var").glob("sandbox.db*"):
-            stale.unlink()
-    _database(settings, create=True).dispose()
-    jira = _check_jira(settings)
     metrics_dir = None
     if settings.workers and settings.worker_processes and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # The worker processes count their jobs and calls too: every process writes its metrics to files here and
-        # /metrics adds them up. Set before anything imports prometheus_client; the children inherit it.
+        # /metrics adds them up. prometheus_client decides where a process keeps its values when it is first
+        # imported, so this comes before anything that imports it (the Jira check, the database's group commit);
+        # the children inherit it.
         metrics_dir = _fresh_metrics_dir()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         _remove_on_signal(metrics_dir)
-    print(_banner(settings, jira, fresh), file=sys.stderr)
     try:
+        fresh = settings.full_sandbox and not os.environ.get("TRIAGE_DATABASE_URL")
+        if fresh:
+            # The emulators keep nothing across restarts, so neither may the tickets that point into them.
+            for stale in Path("var").glob("sandbox.db*"):
+                stale.unlink()
+        _database(settings, create=True).dispose()
+        jira = _check_jira(settings)
+        print(_banner(settings, jira, fresh), file=sys.stderr)
         uvicorn.run(
             "webhooks.app:create_app",
             factory=True,

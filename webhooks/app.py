@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry, values
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlmodel import Session
 
@@ -233,6 +233,11 @@ def _process_metrics(settings: Settings) -> CollectorRegistry:
                 "processes' (start with `triage-bot serve`, which sets it)"
             )
         return REGISTRY
+    if values.ValueClass is values.MutexValue:
+        log.error(
+            "PROMETHEUS_MULTIPROC_DIR was set after prometheus_client was imported: /metrics misses this "
+            "process's own counters (set it before the first import, as `triage-bot serve` does)"
+        )
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return registry
