@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import shutil
@@ -312,19 +313,29 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return _fail("the database schema is not current: run `triage-bot db upgrade` first")
     pool = worker_pool(runtime, args.threads or settings.workers or 1)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    why: list[str] = []
+
+    def stopping(reason: str) -> None:
+        why.append(reason)  # a signal handler only notes it: logging there could deadlock on the logger's lock
+        stop.set()
+
+    signal.signal(signal.SIGTERM, lambda *_: stopping("SIGTERM"))
     if args.supervised is None:
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stopping("SIGINT"))
     else:
         # Started by `serve`: Ctrl-C in a terminal reaches the whole process group, and `serve` stops its workers
         # itself (SIGTERM, or the wake pipe's end of file when it is gone).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        supervisor.follow_parent(args.supervised, pool.wake, stop.set)
+        supervisor.follow_parent(args.supervised, pool.wake, lambda: stopping("the wake pipe closed"))
     pool.start()
     whose = f" (worker process of serve {os.getppid()})" if args.supervised is not None else "; Ctrl-C to stop"
     print(f"triage-bot worker {pool.name}: {pool.threads} threads{whose}", file=sys.stderr)
     stop.wait()
-    pool.stop()
+    began = time.monotonic()
+    log = logging.getLogger("triage.worker")
+    log.info("worker stopping", extra={"worker_name": pool.name, "reason": why[0] if why else "?"})
+    pool.stop(settings.jira_timeout + 5)  # the jobs running may end their outside call
+    log.info("worker stopped", extra={"worker_name": pool.name, "seconds": round(time.monotonic() - began, 3)})
     return OK
 
 

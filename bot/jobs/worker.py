@@ -122,10 +122,18 @@ class WorkerPool:
         log.info("workers started", extra={"workers": self.threads, "worker_name": self.name})
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking jobs and wait up to ``timeout`` seconds in all for the jobs running to end (a thread still in
+        a job after that is left to its lease: the job runs again elsewhere)."""
         self._stop.set()
         self.wake()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        busy = [thread.name for thread in self._threads if thread.is_alive()]
+        if busy:
+            log.warning(
+                "workers still busy at stop; their jobs run again when their leases end", extra={"threads": busy}
+            )
         self._threads.clear()
 
     def wake(self) -> None:

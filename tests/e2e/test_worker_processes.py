@@ -47,6 +47,16 @@ def _stat(pid: int) -> tuple[str, int] | None:
     return state, int(ppid)
 
 
+def _where(pids: list[int]) -> str:
+    """What the processes left are doing, thread by thread (name, state, kernel wait channel): why one did not stop."""
+    lines = []
+    for pid in pids:
+        for task in sorted(Path(f"/proc/{pid}/task").glob("*")) if alive(pid) else []:
+            read = lambda name: (task / name).read_text().strip() if (task / name).exists() else "?"  # noqa: E731
+            lines.append(f"{pid}/{task.name} {read('comm')} {_stat(int(task.name)) or '?'} wchan={read('wchan')}")
+    return "\n".join(lines)
+
+
 def worker_processes(bot: BotProcess, count: int) -> list[int]:
     """The bot's worker processes, once ``count`` of them have started their threads."""
     assert bot.proc is not None
@@ -151,7 +161,10 @@ def test_sigkill_to_serve_leaves_no_orphan(make_bot: Any, database_url: str, tmp
     assert metrics.is_dir()
     os.kill(bot.proc.pid, signal.SIGKILL)  # no shutdown at all: the workers see the wake pipe's end of file
     bot.proc.wait(timeout=30)
-    wait_until(lambda: not any(alive(p) for p in workers), timeout=30, what="the orphaned workers to stop")
+    try:
+        wait_until(lambda: not any(alive(p) for p in workers), timeout=30, what="the orphaned workers to stop")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_where(workers)}\nlog:\n{bot.log()[-4000:]}") from None
     assert metrics.is_dir()  # nothing could remove it...
     make_bot(TMPDIR=str(tmp_path))
     assert not metrics.exists()  # ...until the next serve starts
