@@ -91,6 +91,8 @@ class WorkerPool:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self._wake = threading.Condition()
+        self._wakes = 0  # wakes so far (work committed here, a job ended): a thread that sees one looks at the queue
+        self._looked: dict[bool, float] = {}  # urgent-only or not -> when a thread of that kind last looked
         self._running: dict[int, str] = {}
         self._running_lock = threading.Lock()
         self._hurried: dict[str, float] = {}
@@ -139,11 +141,37 @@ class WorkerPool:
     def wake(self) -> None:
         """New work was committed: don't wait for the next poll."""
         with self._wake:
+            self._wakes += 1
             self._wake.notify_all()
 
-    def _idle(self) -> None:
+    def _idle(self, urgent_only: bool) -> None:
+        """Wait for a wake or the next poll, after a look at the queue found nothing. An idle process looks about
+        once a poll for each kind of thread (urgent-only or not), not once per thread: a thread whose poll comes
+        less than a poll after another's look waits on. (Work committed in this process wakes every thread; a
+        look that finds a job wakes the idle threads, and so on until looks find nothing.)"""
+        poll = self.settings.job_poll_seconds
         with self._wake:
-            self._wake.wait(self.settings.job_poll_seconds)
+            seen = self._wakes
+            self._looked[urgent_only] = time.monotonic()
+            deadline = time.monotonic() + poll
+            while not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    self._wake.wait(remaining)
+                if self._wakes != seen:
+                    return
+                if time.monotonic() < deadline:
+                    continue
+                looked = self._looked.get(urgent_only, 0.0)
+                if time.monotonic() - looked >= poll:
+                    self._looked[urgent_only] = time.monotonic()  # this thread's look: the others wait on
+                    return
+                deadline = looked + poll
+
+    def _pass_on(self) -> None:
+        """A look found work, or a job ended (and may have queued more): there may be more, so the idle threads
+        look too (every one: a thread of the other kind could not take it)."""
+        self.wake()
 
     def _loop(self, worker_id: str, urgent_only: bool = False) -> None:
         settings = self.settings
@@ -161,8 +189,9 @@ class WorkerPool:
                 self._stop.wait(min(5.0, settings.job_poll_seconds * 10))
                 continue
             if job is None:
-                self._idle()
+                self._idle(urgent_only)
                 continue
+            self._pass_on()
             if wait:
                 # Its system's steady pace has no free slot yet: give the job back unstarted, its attempt too.
                 try:
@@ -184,8 +213,7 @@ class WorkerPool:
                 self.run(job, worker_id)
                 # What it queued (a decision's effects) may be for another thread: this one may take only urgent
                 # work, and the others may be asleep until their next poll.
-                with self._wake:
-                    self._wake.notify()
+                self._pass_on()
             except Exception:
                 log.exception(
                     "job runner failed; the job's lease will expire and it will run again", extra={"job_id": job.id}

@@ -63,3 +63,55 @@ def _done(engine: Any, kinds: tuple[str, ...]) -> int:
     with reading(engine) as session:
         jobs = session.exec(select(Job).where(Job.status == "done")).all()  # type: ignore[arg-type]
     return sum(1 for job in jobs if job.kind in kinds)
+
+
+def _queue_looks(engine: Any, threads: int, seconds: float) -> int:
+    """Statements an idle pool of ``threads`` sends to the jobs table in ``seconds``."""
+    from sqlalchemy import event
+
+    looks = [0]
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "jobs" in statement and threading.current_thread().name.startswith("worker-"):
+            looks[0] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    pool = WorkerPool(engine, Settings(job_poll_seconds=0.1), {}, threads=threads)
+    pool.start()
+    try:
+        threading.Event().wait(seconds)
+    finally:
+        pool.stop()
+        event.remove(engine, "before_cursor_execute", count)
+    return looks[0]
+
+
+def test_an_idle_pool_looks_at_the_queue_once_a_poll_per_kind_of_thread_not_per_thread(engine: Any) -> None:
+    one = _queue_looks(engine, threads=1, seconds=2)
+    eight = _queue_looks(engine, threads=8, seconds=2)
+    assert one > 0
+    # Eight threads of two kinds (one urgent-only, seven general): about twice one thread's looks, not eight times.
+    assert eight < 3 * one, (one, eight)
+
+
+def test_work_committed_elsewhere_is_taken_by_every_idle_thread_after_one_poll(engine: Any) -> None:
+    """No wake reaches this pool (the work comes from another process); its one look a poll finds a job, and
+    that wakes the other idle threads, so six jobs run side by side after one poll, not one job a poll."""
+    together = threading.Barrier(6, timeout=3.5)  # one job a poll (1 s) would take 6 s to gather six
+    met: list[bool] = []
+
+    def meet(ctx: JobContext) -> None:
+        together.wait()
+        met.append(True)
+
+    pool = WorkerPool(engine, Settings(job_poll_seconds=1.0), {"slack.card": meet}, threads=8)
+    pool.start()
+    try:
+        threading.Event().wait(0.3)  # every thread has looked at the empty queue and waits for its poll
+        with transaction(engine) as session:
+            for n in range(6):
+                queue.enqueue(session, kind="slack.card", lane=f"slack:{n}")
+        wait_until(lambda: _done(engine, ("slack.card",)) == 6, timeout=20, what="the six jobs done")
+        assert len(met) == 6  # none broke the barrier by waiting for the next poll
+    finally:
+        pool.stop()
