@@ -327,10 +327,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
         # itself (SIGTERM, or the wake pipe's end of file when it is gone).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         supervisor.follow_parent(args.supervised, pool.wake, lambda: stopping("the wake pipe closed"))
+    exporter = None
+    port = args.metrics_port or settings.worker_metrics_port
+    if port and args.supervised is None:  # a worker process of serve's is counted in serve's /metrics
+        from bot.exporter import Exporter
+        from bot.metrics import process_registry
+
+        try:
+            exporter = Exporter(
+                settings.host, port, settings.effective_metrics_token(), pool.healthy, process_registry()
+            )
+        except OSError as exc:
+            return _fail(f"cannot listen on {settings.host}:{port} for /metrics: {exc.strerror or exc}")
     pool.start()
     whose = f" (worker process of serve {os.getppid()})" if args.supervised is not None else "; Ctrl-C to stop"
     print(f"triage-bot worker {pool.name}: {pool.threads} threads{whose}", file=sys.stderr)
+    if exporter is not None:
+        exporter.start()
+        print(f"  GET {exporter.url}/metrics (bearer token) and {exporter.url}/healthz", file=sys.stderr)
     stop.wait()
+    if exporter is not None:
+        exporter.stop()
     began = time.monotonic()
     log = logging.getLogger("triage.worker")
     log.info("worker stopping", extra={"worker_name": pool.name, "reason": why[0] if why else "?"})
@@ -837,6 +854,12 @@ def parser() -> argparse.ArgumentParser:
 
     worker = command("worker", "run workers only, beside servers started with TRIAGE_WORKERS=0 or to add capacity")
     worker.add_argument("--threads", type=int, metavar="N", help="worker threads (default: TRIAGE_WORKERS, else 8)")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="answer GET /metrics and /healthz on this port (default: TRIAGE_WORKER_METRICS_PORT, else none)",
+    )
     worker.add_argument("--supervised", type=int, metavar="FD", help=argparse.SUPPRESS)  # serve's wake pipe
     worker.set_defaults(func=cmd_worker)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, values
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
+
+log = logging.getLogger("triage.metrics")
 
 NOTIFICATIONS_RECEIVED = Counter(
     "triage_notifications_received_total", "Alert notifications (webhook posts) accepted, by source", ["source"]
@@ -112,3 +117,18 @@ def register_queue_collector(registry: CollectorRegistry, read: Callable[[], dic
     collector = QueueCollector(read)
     registry.register(collector)
     return collector
+
+
+def process_registry() -> CollectorRegistry:
+    """Where this process's metrics are read: its own registry or, when PROMETHEUS_MULTIPROC_DIR is set (`serve`
+    with worker processes), the sum of the files every process writes there."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    if values.ValueClass is values.MutexValue:
+        log.error(
+            "PROMETHEUS_MULTIPROC_DIR was set after prometheus_client was imported: /metrics misses this "
+            "process's own counters (set it before the first import, as `triage-bot serve` does)"
+        )
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # Worker processes `serve` starts and supervises beside the HTTP server, each running `workers` threads; 0: the
     # threads run inside the HTTP process (one GIL with the event loop: intake slows while the queue is busy).
     worker_processes: int = Field(default=1, ge=0, le=32)
+    # A `triage-bot worker` running apart from `serve` answers GET /metrics and /healthz on this port (on
+    # TRIAGE_HOST); unset: it serves nothing. Worker processes that `serve` starts are counted in serve's /metrics.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # How long an idle keep-alive connection stays open. Longer than any proxy or load balancer in front keeps one
     # (nginx upstream keepalive 60 s, AWS ALB 60 s): the side that closes an idle connection must be the client,
     # or a request sent on it as the server closes it ends in a connection reset with no answer.

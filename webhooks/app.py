@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from prometheus_client import REGISTRY, CollectorRegistry, values
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import CollectorRegistry
 from sqlmodel import Session
 
 from bot import logs
@@ -27,7 +26,7 @@ from bot.clients.slack import GROUPS_TTL
 from bot.db import migrate
 from bot.jobs import queue
 from bot.mail.mailer import Mailer
-from bot.metrics import register_queue_collector
+from bot.metrics import process_registry, register_queue_collector
 from bot.pool import worker_pool
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings, package_version
@@ -224,23 +223,13 @@ def _keep_user_groups_known(runtime: Runtime, stop: threading.Event) -> None:
 
 
 def _process_metrics(settings: Settings) -> CollectorRegistry:
-    """Where this process's metrics (and its worker processes') are read. With worker processes each process
-    writes its counters to files in PROMETHEUS_MULTIPROC_DIR (``triage-bot serve`` sets it) and this adds them up."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        if settings.workers and settings.worker_processes:
-            log.warning(
-                "PROMETHEUS_MULTIPROC_DIR is not set: /metrics shows this process's counters only, not the worker "
-                "processes' (start with `triage-bot serve`, which sets it)"
-            )
-        return REGISTRY
-    if values.ValueClass is values.MutexValue:
-        log.error(
-            "PROMETHEUS_MULTIPROC_DIR was set after prometheus_client was imported: /metrics misses this "
-            "process's own counters (set it before the first import, as `triage-bot serve` does)"
+    """Where this process's metrics (and its worker processes') are read."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") and settings.workers and settings.worker_processes:
+        log.warning(
+            "PROMETHEUS_MULTIPROC_DIR is not set: /metrics shows this process's counters only, not the worker "
+            "processes' (start with `triage-bot serve`, which sets it)"
         )
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return registry
+    return process_registry()
 
 
 def _queue_counts(runtime: Runtime) -> dict[str, int]:

@@ -123,6 +123,11 @@ class WorkerPool:
             self._threads.append(thread)
         log.info("workers started", extra={"workers": self.threads, "worker_name": self.name})
 
+    def healthy(self) -> bool:
+        """Started, and every thread still running (each catches its jobs' errors, so one that ended is a bug)."""
+        threads = list(self._threads)
+        return bool(threads) and all(thread.is_alive() for thread in threads)
+
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking jobs and wait up to ``timeout`` seconds in all for the jobs running to end (a thread still in
         a job after that is left to its lease: the job runs again elsewhere)."""

@@ -1,0 +1,90 @@
+"""A `triage-bot worker` run apart from `serve` (its own container, as in deploy/compose.yaml) answers for itself:
+GET /metrics with its own jobs and calls (serve's metrics token), GET /healthz; anything else a JSON error."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+
+from bot.sandbox.samples import alertmanager_payload
+from tests.conftest import Emulators
+from tests.e2e.helpers import issues, post_alert, queue_drained
+from tests.harness import WEBHOOK_TOKEN, bot_env, free_port, wait_until
+
+AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+
+
+def _sample(metrics: str, name: str) -> float:
+    values = [float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.rsplit(" ", 1)[0] == name]
+    assert len(values) == 1, f"{name}: {values} in\n{metrics}"
+    return values[0]
+
+
+def _health(url: str) -> int:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=5).status_code
+    except httpx.TransportError:
+        return 0
+
+
+def test_a_separate_worker_serves_its_own_metrics_and_health(
+    make_bot: Any, emulators: Emulators, database_url: str
+) -> None:
+    server = make_bot(TRIAGE_WORKERS="0")  # intake only: the jobs are the worker's
+    port = free_port()
+    worker = make_bot(command=("worker",), wait=False, TRIAGE_WORKER_METRICS_PORT=str(port))
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _health(url) == 200, timeout=30, what=f"the worker's /healthz (log {worker.log_path})")
+    assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+
+    with server.client() as client:
+        for step in (1, 2):
+            post_alert(client, alertmanager_payload("EXPORTED", alerts=step))
+    queue_drained(database_url, timeout=60)
+    assert len(issues(emulators)) == 1
+
+    metrics = httpx.get(f"{url}/metrics", headers=AUTH).text
+    assert _sample(metrics, 'triage_tickets_created_total{source="alertmanager"}') == 1
+    assert _sample(metrics, 'triage_jobs_finished_total{kind="jira.create",outcome="done"}') == 1
+    # The two notifications were decided in one step or two: every one of them was applied.
+    assert _sample(metrics, "triage_alert_batch_notifications_sum") == 2
+    with server.client() as client:
+        served = client.get("/metrics").text
+    assert 'triage_tickets_created_total{source="alertmanager"}' not in served  # each is scraped for its own
+
+    missing = httpx.get(f"{url}/metrics")
+    assert missing.status_code == 401 and missing.json()["error"] == "unauthorized"
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    wrong = httpx.get(f"{url}/metrics", headers={"Authorization": "Bearer " + "x" * 24})
+    assert wrong.status_code == 401 and wrong.json() == {"error": "unauthorized", "detail": "the token is not valid"}
+    unknown = httpx.get(f"{url}/tickets", headers=AUTH)
+    assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
+    posted = httpx.post(f"{url}/metrics", headers=AUTH, content=b"{}")
+    assert posted.status_code == 405 and posted.json()["error"] == "method_not_allowed"
+    assert WEBHOOK_TOKEN not in worker.log()
+
+
+def test_a_worker_whose_metrics_port_is_taken_says_so_and_exits_1(
+    emulators: Emulators, database_url: str, make_bot: Any
+) -> None:
+    make_bot(TRIAGE_WORKERS="0")  # migrates the database
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = bot_env(database_url, emulators.jira_url, emulators.slack_url, TRIAGE_WORKER_METRICS_PORT=str(port))
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "worker"],
+            env=os.environ | env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port} for /metrics" in done.stderr
+    assert "Traceback" not in done.stderr
