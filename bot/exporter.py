@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -49,12 +50,13 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def do_GET(self) -> None:
-        if self.path == "/healthz":
+        path = urlsplit(self.path).path  # a query string (?name[]=... from a scrape config) is ignored
+        if path == "/healthz":
             if self.healthy():
                 self._json(200, {"status": "ok"})
             else:
                 self._json(503, {"status": "unhealthy", "detail": "a worker thread has stopped"})
-        elif self.path == "/metrics":
+        elif path == "/metrics":
             if self._authorized():
                 self._send(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
         else:

@@ -57,6 +57,7 @@ def test_a_separate_worker_serves_its_own_metrics_and_health(
         served = client.get("/metrics").text
     assert 'triage_tickets_created_total{source="alertmanager"}' not in served  # each is scraped for its own
 
+    assert httpx.get(f"{url}/metrics?name[]=up", headers=AUTH).status_code == 200  # a scrape's query is no matter
     missing = httpx.get(f"{url}/metrics")
     assert missing.status_code == 401 and missing.json()["error"] == "unauthorized"
     assert missing.headers["www-authenticate"].startswith("Bearer")
