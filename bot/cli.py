@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -312,21 +311,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not migrate.is_usable(runtime.engine):
         return _fail("the database schema is not current: run `triage-bot db upgrade` first")
     pool = worker_pool(runtime, args.threads or settings.workers or 1)
-    stop = threading.Event()
-    why: list[str] = []
+    why: list[str] = []  # why it stops, noted by a signal handler or the wake pipe's thread
 
-    def stopping(reason: str) -> None:
-        why.append(reason)  # a signal handler only notes it: logging there could deadlock on the logger's lock
-        stop.set()
-
-    signal.signal(signal.SIGTERM, lambda *_: stopping("SIGTERM"))
+    signal.signal(signal.SIGTERM, lambda *_: why.append("SIGTERM"))
     if args.supervised is None:
-        signal.signal(signal.SIGINT, lambda *_: stopping("SIGINT"))
+        signal.signal(signal.SIGINT, lambda *_: why.append("SIGINT"))
     else:
         # Started by `serve`: Ctrl-C in a terminal reaches the whole process group, and `serve` stops its workers
         # itself (SIGTERM, or the wake pipe's end of file when it is gone).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        supervisor.follow_parent(args.supervised, pool.wake, lambda: stopping("the wake pipe closed"))
+        supervisor.follow_parent(args.supervised, pool.wake, lambda: why.append("the wake pipe closed"))
     exporter = None
     port = args.metrics_port or settings.worker_metrics_port
     if port and args.supervised is None:  # a worker process of serve's is counted in serve's /metrics
@@ -345,13 +339,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if exporter is not None:
         exporter.start()
         print(f"  GET {exporter.url}/metrics (bearer token) and {exporter.url}/healthz", file=sys.stderr)
-    stop.wait()
+    while not why:
+        # No lock is waited on here: a signal handler runs on this thread, and one that took a lock this thread
+        # held (an Event's, inside wait) would never return.
+        time.sleep(0.2)
     if exporter is not None:
         exporter.stop()
     began = time.monotonic()
     log = logging.getLogger("triage.worker")
-    log.info("worker stopping", extra={"worker_name": pool.name, "reason": why[0] if why else "?"})
-    pool.stop(settings.jira_timeout + 5)  # the jobs running may end their outside call
+    log.info("worker stopping", extra={"worker_name": pool.name, "reason": why[0]})
+    pool.stop()  # the jobs running may end their outside calls
     log.info("worker stopped", extra={"worker_name": pool.name, "seconds": round(time.monotonic() - began, 3)})
     return OK
 
@@ -489,6 +486,13 @@ def _in_words(errors: Any) -> str:
     said = [f"missing {', '.join(missing)}"] if missing else []
     said += wrong[:3] + ([f"{len(wrong) - 3} more"] if len(wrong) > 3 else [])
     return "; ".join(said)
+
+
+def _port(value: str) -> int:
+    """A TCP port option: 1 to 65535 (anything else is a usage error, not a traceback)."""
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port (1 to 65535)")
+    return int(value)
 
 
 def _statuses(value: str) -> str:
@@ -843,7 +847,7 @@ def parser() -> argparse.ArgumentParser:
 
     serve = command("serve", "run the webhook server and its workers")
     serve.add_argument("--host", help="address to listen on (default: TRIAGE_HOST, else 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: TRIAGE_PORT, else 8080)")
+    serve.add_argument("--port", type=_port, help="port to listen on (default: TRIAGE_PORT, else 8080)")
     serve.add_argument(
         "--workers", type=int, metavar="N", help="worker threads per worker process (0: no workers, intake only)"
     )
@@ -856,7 +860,7 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("--threads", type=int, metavar="N", help="worker threads (default: TRIAGE_WORKERS, else 8)")
     worker.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         metavar="PORT",
         help="answer GET /metrics and /healthz on this port (default: TRIAGE_WORKER_METRICS_PORT, else none)",
     )
@@ -929,7 +933,7 @@ def parser() -> argparse.ArgumentParser:
 
     sandbox = command("sandbox", "run the Jira and Slack emulators alone")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sandbox.add_argument("--port", type=int, default=8081, help="port to listen on")
+    sandbox.add_argument("--port", type=_port, default=8081, help="port to listen on")
     sandbox.set_defaults(func=cmd_sandbox)
 
     completion = command(

@@ -1,23 +1,28 @@
 """A `triage-bot worker` running apart from `serve` (its own container or host) answers for itself here: GET
-/metrics (Prometheus text: its jobs, outside calls, 429s and pauses; the bearer token is serve's metrics token) and
-GET /healthz (its worker threads alive). The standard library's HTTP server in one thread: a worker loads no web
-framework, and a scrape every few seconds is all this ever serves."""
+/metrics (Prometheus text: its jobs, outside calls, 429s and pauses; the token is serve's metrics token, as a bearer
+token or the password of basic auth) and GET /healthz (its worker threads alive). The standard library's HTTP
+server: a worker loads no web framework, and a scrape every few seconds is all this ever serves. Connections are
+few (CONNECTIONS at once; more are closed at once) and short (a client silent for TIMEOUT_SECONDS is dropped)."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from bot.credentials import presented_secret, token_matches
+
 log = logging.getLogger("triage.exporter")
 
-MAX_HEADER_BYTES = 8192
+CONNECTIONS = 16
+TIMEOUT_SECONDS = 10.0
 
 
 class Exporter:
@@ -25,14 +30,14 @@ class Exporter:
         self, host: str, port: int, token: str, healthy: Callable[[], bool], registry: CollectorRegistry
     ) -> None:
         handler = type("Handler", (_Handler,), {"token": token, "healthy": staticmethod(healthy), "registry": registry})
-        self._server = ThreadingHTTPServer((host, port), handler)  # OSError when the port is taken
-        self._server.daemon_threads = True
+        server_class = _Server6 if ":" in host else _Server
+        self._server = server_class((host, port), handler)  # OSError when the port is taken
         self._thread = threading.Thread(target=self._server.serve_forever, name="exporter", daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host, port = str(self._server.server_address[0]), self._server.server_address[1]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> None:
         self._thread.start()
@@ -42,12 +47,42 @@ class Exporter:
         self._server.server_close()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._slots = threading.BoundedSemaphore(CONNECTIONS)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # as many connections as it serves are open already
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("exporter connection failed", exc_info=True)  # a scraper that hung up: nothing to report
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     token: str
     healthy: Callable[[], bool]
     registry: CollectorRegistry
+    timeout = TIMEOUT_SECONDS
     server_version = "triage-bot-worker"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path  # a query string (?name[]=... from a scrape config) is ignored
@@ -62,22 +97,29 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"error": "not_found", "detail": "this worker serves GET /metrics and GET /healthz"})
 
-    def do_POST(self) -> None:
-        self._json(405, {"error": "method_not_allowed", "detail": "only GET"}, {"Allow": "GET"})
+    do_HEAD = do_GET
 
-    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_POST
+    def do_POST(self) -> None:
+        self._json(405, {"error": "method_not_allowed", "detail": "only GET"}, {"Allow": "GET, HEAD"})
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The errors the standard library answers itself (a bad request line, headers too long, an unknown
+        method) as JSON too, like every other answer of the bot's."""
+        self.close_connection = True
+        self._json(code, {"error": "bad_request" if code < 500 else "not_implemented", "detail": message or ""})
 
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization") or ""
-        scheme, _, presented = header.partition(" ")
-        if not header:
-            problem = "send Authorization: Bearer <TRIAGE_METRICS_TOKEN, or else TRIAGE_WEBHOOK_TOKEN>"
-        elif scheme.lower() == "bearer" and hmac.compare_digest(
-            presented.strip().encode("utf-8", "surrogateescape"), self.token.encode()
-        ):
+        presented = presented_secret(header) if header else None
+        if presented is not None and token_matches(presented, self.token):
             return True
-        else:
-            problem = "the token is not valid"
+        problem = (
+            "the token is not valid"
+            if header
+            else "send Authorization: Bearer <TRIAGE_METRICS_TOKEN, or else TRIAGE_WEBHOOK_TOKEN>"
+        )
         self._json(401, {"error": "unauthorized", "detail": problem}, {"WWW-Authenticate": 'Bearer realm="triage-bot"'})
         return False
 

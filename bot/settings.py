@@ -193,11 +193,23 @@ class Settings(BaseSettings):
             parts = urlsplit(self.smtp_url.get_secret_value())
             if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
                 raise ValueError("TRIAGE_SMTP_URL looks like smtp://user:password@host:587 or smtps://host:465")
-        if self.webhook_token is not None and len(self.webhook_token.get_secret_value()) < 16:
-            raise ValueError("TRIAGE_WEBHOOK_TOKEN must be at least 16 characters")
-        if self.console_token is not None and len(self.console_token.get_secret_value()) < 16:
-            raise ValueError("TRIAGE_CONSOLE_TOKEN must be at least 16 characters")
+        for name, token in (
+            ("TRIAGE_WEBHOOK_TOKEN", self.webhook_token),
+            ("TRIAGE_METRICS_TOKEN", self.metrics_token),
+            ("TRIAGE_CONSOLE_TOKEN", self.console_token),
+        ):
+            value = token.get_secret_value() if token is not None else None
+            if value is not None and len(value) < 16:
+                raise ValueError(f"{name} must be at least 16 characters")
+            # Sent in an HTTP header, which carries ASCII: any other character could never match.
+            if value is not None and not (value.isascii() and value.isprintable() and " " not in value):
+                raise ValueError(f"{name} must be printable ASCII without spaces (it travels in an HTTP header)")
         return self
+
+    @property
+    def worker_stop_seconds(self) -> float:
+        """How long a stopping worker waits for the jobs it is running: the longest outside call, and 5 s."""
+        return max(self.jira_timeout, self.slack_timeout, self.smtp_timeout) + 5
 
     @property
     def jira_sandbox(self) -> bool:

@@ -80,7 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool, processes = None, None
         if settings.workers and settings.worker_processes:
             processes = WorkerProcesses(
-                settings.worker_processes, settings.workers, _worker_environment(settings, catcher)
+                settings.worker_processes,
+                settings.workers,
+                _worker_environment(settings, catcher),
+                grace_seconds=settings.worker_stop_seconds + 5,  # the children's own wait, and their exit
             )
             processes.start()
             app.state.waker = processes

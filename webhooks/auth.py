@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import time
 
 from fastapi import Request
 
+from bot.credentials import presented_secret, token_matches
 from webhooks.errors import Refusal
 
 GRAFANA_SIGNATURE_HEADER = "X-Grafana-Alerting-Signature"
 SIGNATURE_WINDOW_SECONDS = 300
-
-
-def _presented_secret(authorization: str) -> str | None:
-    scheme, _, value = authorization.partition(" ")
-    scheme = scheme.lower()
-    if scheme == "bearer":
-        return value.strip()
-    if scheme == "basic":
-        # Senders that only do basic auth (some Grafana and Alertmanager setups) put the token in the password.
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return decoded.partition(":")[2]
-    return None
 
 
 def require_token(request: Request, token: str) -> None:
@@ -40,8 +24,8 @@ def require_token(request: Request, token: str) -> None:
             "send Authorization: Bearer <TRIAGE_WEBHOOK_TOKEN>",
             headers={"WWW-Authenticate": 'Bearer realm="triage-bot"'},
         )
-    presented = _presented_secret(header)
-    if presented is None or not hmac.compare_digest(presented.encode(), token.encode()):
+    presented = presented_secret(header)
+    if presented is None or not token_matches(presented, token):
         raise Refusal(
             401,
             "unauthorized",

@@ -90,9 +90,12 @@ class WorkerPool:
         self.threads = threads
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
-        self._wake = threading.Condition()
-        self._wakes = 0  # wakes so far (work committed here, a job ended): a thread that sees one looks at the queue
-        self._looked: dict[bool, float] = {}  # urgent-only or not -> when a thread of that kind last looked
+        # Idle threads wait here, one condition per kind of thread (urgent-only or not) on one lock, so that work
+        # found can wake one thread of each kind. Both dicts are keyed by the kind and guarded by the lock.
+        wake_lock = threading.Lock()
+        self._wake = {kind: threading.Condition(wake_lock) for kind in (False, True)}
+        self._wakes = dict.fromkeys((False, True), 0)  # wakes so far: a thread that missed one looks again at once
+        self._looked = dict.fromkeys((False, True), 0.0)  # when a thread of the kind last looked at the queue
         self._running: dict[int, str] = {}
         self._running_lock = threading.Lock()
         self._hurried: dict[str, float] = {}
@@ -128,12 +131,13 @@ class WorkerPool:
         threads = list(self._threads)
         return bool(threads) and all(thread.is_alive() for thread in threads)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop taking jobs and wait up to ``timeout`` seconds in all for the jobs running to end (a thread still in
-        a job after that is left to its lease: the job runs again elsewhere)."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop taking jobs and wait up to ``timeout`` seconds in all (default: TRIAGE_*_TIMEOUT's longest, and 5 s)
+        for the jobs running to end; a thread still in a job after that is left to its lease (the job runs again
+        elsewhere)."""
         self._stop.set()
         self.wake()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (self.settings.worker_stop_seconds if timeout is None else timeout)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         busy = [thread.name for thread in self._threads if thread.is_alive()]
@@ -144,43 +148,55 @@ class WorkerPool:
         self._threads.clear()
 
     def wake(self) -> None:
-        """New work was committed: don't wait for the next poll."""
-        with self._wake:
-            self._wakes += 1
-            self._wake.notify_all()
+        """New work was committed: every idle thread looks at once, not at its next poll."""
+        self._signal(every=True)
 
-    def _idle(self, urgent_only: bool) -> None:
-        """Wait for a wake or the next poll, after a look at the queue found nothing. An idle process looks about
-        once a poll for each kind of thread (urgent-only or not), not once per thread: a thread whose poll comes
-        less than a poll after another's look waits on. (Work committed in this process wakes every thread; a
-        look that finds a job wakes the idle threads, and so on until looks find nothing.)"""
+    def _pass_on(self) -> None:
+        """A look found work, or a job ended (and may have queued more): one more idle thread of each kind looks,
+        and so on while looks find work."""
+        self._signal(every=False)
+
+    def _signal(self, every: bool) -> None:
+        for kind, condition in self._wake.items():
+            with condition:
+                self._wakes[kind] += 1
+                if every:
+                    condition.notify_all()
+                else:
+                    condition.notify()
+
+    def _wakes_seen(self, urgent_only: bool) -> int:
+        with self._wake[urgent_only]:
+            return self._wakes[urgent_only]
+
+    def _idle(self, urgent_only: bool, seen: int) -> None:
+        """Wait for a wake or the next poll, after a look at the queue found nothing (``seen``: the wakes counted
+        before that look; one since means work may have come in meanwhile: look again at once). An idle process
+        looks about once a poll for each kind of thread, not once per thread: a thread whose poll comes less than
+        a poll after another's look waits on."""
         poll = self.settings.job_poll_seconds
-        with self._wake:
-            seen = self._wakes
+        condition = self._wake[urgent_only]
+        with condition:
+            if self._wakes[urgent_only] != seen:
+                return
             self._looked[urgent_only] = time.monotonic()
             deadline = time.monotonic() + poll
             while not self._stop.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining > 0:
-                    self._wake.wait(remaining)
-                if self._wakes != seen:
-                    return
-                if time.monotonic() < deadline:
+                    if condition.wait(remaining):
+                        return  # woken
                     continue
-                looked = self._looked.get(urgent_only, 0.0)
+                looked = self._looked[urgent_only]
                 if time.monotonic() - looked >= poll:
                     self._looked[urgent_only] = time.monotonic()  # this thread's look: the others wait on
                     return
                 deadline = looked + poll
 
-    def _pass_on(self) -> None:
-        """A look found work, or a job ended (and may have queued more): there may be more, so the idle threads
-        look too (every one: a thread of the other kind could not take it)."""
-        self.wake()
-
     def _loop(self, worker_id: str, urgent_only: bool = False) -> None:
         settings = self.settings
         while not self._stop.is_set():
+            seen = self._wakes_seen(urgent_only)
             try:
                 # A paused system's jobs are not claimed at all: its lanes wait, every other system's go on.
                 exempt = urgent_only and self.urgent_beyond_share
@@ -194,9 +210,8 @@ class WorkerPool:
                 self._stop.wait(min(5.0, settings.job_poll_seconds * 10))
                 continue
             if job is None:
-                self._idle(urgent_only)
+                self._idle(urgent_only, seen)
                 continue
-            self._pass_on()
             if wait:
                 # Its system's steady pace has no free slot yet: give the job back unstarted, its attempt too.
                 try:
@@ -214,6 +229,7 @@ class WorkerPool:
                 except Exception:
                     log.exception("cannot give a job back; its lease will expire", extra={"job_id": job.id})
                 continue
+            self._pass_on()  # this look found work: there may be more
             try:
                 self.run(job, worker_id)
                 # What it queued (a decision's effects) may be for another thread: this one may take only urgent

@@ -79,3 +79,25 @@ def test_reports_and_mail_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_SESSION_INTROSPECTION_URL", "https://id.example/introspect")
     with pytest.raises(SettingsError, match="TRIAGE_SESSION_INTROSPECTION_TOKEN"):
         load_settings()
+
+
+@pytest.mark.parametrize("name", ["TRIAGE_WEBHOOK_TOKEN", "TRIAGE_METRICS_TOKEN", "TRIAGE_CONSOLE_TOKEN"])
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("short-token", "at least 16 characters"),
+        ("jetons-très-secrets-0123", "printable ASCII"),  # a header carries ASCII: it could never match
+        ("two words-0123456789", "printable ASCII"),
+    ],
+)
+def test_the_bots_own_tokens_are_long_enough_and_fit_in_a_header(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, problem: str
+) -> None:
+    with pytest.raises(SettingsError, match=f"{name} must be .*{problem}"):
+        settings(monkeypatch, **{**REAL_SLACK, name: value})
+
+
+def test_an_empty_token_is_unset_not_a_token_that_matches_an_empty_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = settings(monkeypatch, **REAL_SLACK, TRIAGE_METRICS_TOKEN="", TRIAGE_CONSOLE_TOKEN="")
+    assert loaded.metrics_token is None and loaded.console_token is None
+    assert loaded.effective_metrics_token() == REAL_SLACK["TRIAGE_WEBHOOK_TOKEN"]

@@ -48,11 +48,20 @@ def test_a_separate_worker_serves_its_own_metrics_and_health(
     queue_drained(database_url, timeout=60)
     assert len(issues(emulators)) == 1
 
-    metrics = httpx.get(f"{url}/metrics", headers=AUTH).text
+    def counted() -> str | None:  # a job's counters move just after its row says done
+        metrics = httpx.get(f"{url}/metrics", headers=AUTH).text
+        names = ("triage_tickets_created_total", "triage_jobs_finished_total", "triage_alert_batch_notifications_sum")
+        return metrics if all(f"\n{name}" in metrics for name in names) else None
+
+    metrics = wait_until(counted, timeout=10, what="the worker's counters")
     assert _sample(metrics, 'triage_tickets_created_total{source="alertmanager"}') == 1
     assert _sample(metrics, 'triage_jobs_finished_total{kind="jira.create",outcome="done"}') == 1
     # The two notifications were decided in one step or two: every one of them was applied.
     assert _sample(metrics, "triage_alert_batch_notifications_sum") == 2
+    basic = httpx.get(f"{url}/metrics", auth=("prometheus", WEBHOOK_TOKEN))  # basic auth: the token as password
+    assert basic.status_code == 200 and "triage_jobs_finished_total" in basic.text
+    head = httpx.head(f"{url}/healthz")
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0
     with server.client() as client:
         served = client.get("/metrics").text
     assert 'triage_tickets_created_total{source="alertmanager"}' not in served  # each is scraped for its own
@@ -67,6 +76,8 @@ def test_a_separate_worker_serves_its_own_metrics_and_health(
     assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
     posted = httpx.post(f"{url}/metrics", headers=AUTH, content=b"{}")
     assert posted.status_code == 405 and posted.json()["error"] == "method_not_allowed"
+    odd = httpx.request("BREW", f"{url}/metrics", headers=AUTH)  # refused by the standard library: JSON all the same
+    assert odd.status_code == 501 and odd.json()["error"] == "not_implemented"
     assert WEBHOOK_TOKEN not in worker.log()
 
 

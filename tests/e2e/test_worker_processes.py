@@ -52,9 +52,16 @@ def _where(pids: list[int]) -> str:
     lines = []
     for pid in pids:
         for task in sorted(Path(f"/proc/{pid}/task").glob("*")) if alive(pid) else []:
-            read = lambda name: (task / name).read_text().strip() if (task / name).exists() else "?"  # noqa: E731
-            lines.append(f"{pid}/{task.name} {read('comm')} {_stat(int(task.name)) or '?'} wchan={read('wchan')}")
+            state = _stat(int(task.name)) or "?"
+            lines.append(f"{pid}/{task.name} {_text(task / 'comm')} {state} wchan={_text(task / 'wchan')}")
     return "\n".join(lines)
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return "?"  # the thread ended meanwhile
 
 
 def worker_processes(bot: BotProcess, count: int) -> list[int]:
