@@ -96,6 +96,7 @@ class WorkerPool:
         self._wake = {kind: threading.Condition(wake_lock) for kind in (False, True)}
         self._wakes = dict.fromkeys((False, True), 0)  # wakes so far: a thread that missed one looks again at once
         self._looked = dict.fromkeys((False, True), 0.0)  # when a thread of the kind last looked at the queue
+        self._found = dict.fromkeys((False, True), False)  # whether the kind's last look found a job
         self._running: dict[int, str] = {}
         self._running_lock = threading.Lock()
         self._hurried: dict[str, float] = {}
@@ -169,14 +170,19 @@ class WorkerPool:
         with self._wake[urgent_only]:
             return self._wakes[urgent_only]
 
+    def _found_work(self, urgent_only: bool) -> None:
+        with self._wake[urgent_only]:
+            self._found[urgent_only] = True
+
     def _idle(self, urgent_only: bool, seen: int) -> None:
         """Wait for a wake or the next poll, after a look at the queue found nothing (``seen``: the wakes counted
         before that look; one since means work may have come in meanwhile: look again at once). An idle process
         looks about once a poll for each kind of thread, not once per thread: a thread whose poll comes less than
-        a poll after another's look waits on."""
+        a poll after another's look that found nothing waits on. While looks find work, each thread polls."""
         poll = self.settings.job_poll_seconds
         condition = self._wake[urgent_only]
         with condition:
+            self._found[urgent_only] = False
             if self._wakes[urgent_only] != seen:
                 return
             self._looked[urgent_only] = time.monotonic()
@@ -188,7 +194,7 @@ class WorkerPool:
                         return  # woken
                     continue
                 looked = self._looked[urgent_only]
-                if time.monotonic() - looked >= poll:
+                if self._found[urgent_only] or time.monotonic() - looked >= poll:
                     self._looked[urgent_only] = time.monotonic()  # this thread's look: the others wait on
                     return
                 deadline = looked + poll
@@ -212,6 +218,7 @@ class WorkerPool:
             if job is None:
                 self._idle(urgent_only, seen)
                 continue
+            self._found_work(urgent_only)
             if wait:
                 # Its system's steady pace has no free slot yet: give the job back unstarted, its attempt too.
                 try:
