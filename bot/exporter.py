@@ -108,7 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
         """The errors the standard library answers itself (a bad request line, headers too long, an unknown
         method) as JSON too, like every other answer of the bot's."""
         self.close_connection = True
-        self._json(code, {"error": "bad_request" if code < 500 else "not_implemented", "detail": message or ""})
+        detail = message or self.responses.get(code, ("",))[0]  # e.g. "Request-URI Too Long"
+        self._json(code, {"error": "bad_request" if code < 500 else "not_implemented", "detail": detail})
 
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization") or ""
