@@ -27,6 +27,13 @@ def buttons(card: dict[str, Any]) -> list[str]:
     return [el["text"]["text"] for b in card["blocks"] if b["type"] == "actions" for el in b["elements"]]
 
 
+def sample(metrics: str, name: str) -> float:
+    """The value of the one sample ``name`` (with its labels, as Prometheus prints them) in a /metrics text."""
+    values = [float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.rsplit(" ", 1)[0] == name]
+    assert len(values) == 1, f"{name}: {values} in\n{metrics}"
+    return values[0]
+
+
 def issues(emulators: Emulators) -> list[dict[str, Any]]:
     return emulators.jira.issues()
 

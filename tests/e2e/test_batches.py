@@ -12,7 +12,7 @@ from sqlalchemy import text
 from bot.db.engine import make_engine
 from bot.sandbox.samples import alertmanager_payload
 from tests.conftest import Emulators
-from tests.e2e.helpers import cards, issues, post_alert, queue_drained
+from tests.e2e.helpers import cards, issues, post_alert, queue_drained, sample
 from tests.harness import BotProcess
 
 
@@ -102,12 +102,6 @@ def test_concurrent_posts_share_commits_and_every_one_is_stored(bot: BotProcess,
     with bot.client() as client:
         metrics = client.get("/metrics").text
     # Counted by the serve process itself (its intake), beside its worker process: both reach /metrics.
-    assert _sample(metrics, 'triage_notifications_received_total{source="alertmanager"}') == 200
-    assert _sample(metrics, "triage_intake_batch_requests_sum") == 200  # every post in some commit...
-    assert 0 < _sample(metrics, "triage_intake_batch_requests_count") < 200  # ...and some commits carried several
-
-
-def _sample(metrics: str, name: str) -> float:
-    values = [float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.rsplit(" ", 1)[0] == name]
-    assert len(values) == 1, f"{name}: {values} in\n{metrics}"
-    return values[0]
+    assert sample(metrics, 'triage_notifications_received_total{source="alertmanager"}') == 200
+    assert sample(metrics, "triage_intake_batch_requests_sum") == 200  # every post in some commit...
+    assert 0 < sample(metrics, "triage_intake_batch_requests_count") < 200  # ...and some commits carried several

@@ -3,26 +3,17 @@ GET /metrics with its own jobs and calls (serve's metrics token), GET /healthz; 
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from typing import Any
 
 import httpx
 
 from bot.sandbox.samples import alertmanager_payload
 from tests.conftest import Emulators
-from tests.e2e.helpers import issues, post_alert, queue_drained
-from tests.harness import WEBHOOK_TOKEN, bot_env, free_port, wait_until
+from tests.e2e.helpers import issues, post_alert, queue_drained, sample
+from tests.harness import WEBHOOK_TOKEN, bot_env, free_port, run_cli, wait_until
 
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
-
-
-def _sample(metrics: str, name: str) -> float:
-    values = [float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.rsplit(" ", 1)[0] == name]
-    assert len(values) == 1, f"{name}: {values} in\n{metrics}"
-    return values[0]
 
 
 def _health(url: str) -> int:
@@ -54,10 +45,10 @@ def test_a_separate_worker_serves_its_own_metrics_and_health(
         return metrics if all(f"\n{name}" in metrics for name in names) else None
 
     metrics = wait_until(counted, timeout=10, what="the worker's counters")
-    assert _sample(metrics, 'triage_tickets_created_total{source="alertmanager"}') == 1
-    assert _sample(metrics, 'triage_jobs_finished_total{kind="jira.create",outcome="done"}') == 1
+    assert sample(metrics, 'triage_tickets_created_total{source="alertmanager"}') == 1
+    assert sample(metrics, 'triage_jobs_finished_total{kind="jira.create",outcome="done"}') == 1
     # The two notifications were decided in one step or two: every one of them was applied.
-    assert _sample(metrics, "triage_alert_batch_notifications_sum") == 2
+    assert sample(metrics, "triage_alert_batch_notifications_sum") == 2
     basic = httpx.get(f"{url}/metrics", auth=("prometheus", WEBHOOK_TOKEN))  # basic auth: the token as password
     assert basic.status_code == 200 and "triage_jobs_finished_total" in basic.text
     head = httpx.head(f"{url}/healthz")
@@ -90,13 +81,7 @@ def test_a_worker_whose_metrics_port_is_taken_says_so_and_exits_1(
         taken.listen()
         port = taken.getsockname()[1]
         env = bot_env(database_url, emulators.jira_url, emulators.slack_url, TRIAGE_WORKER_METRICS_PORT=str(port))
-        done = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "worker"],
-            env=os.environ | env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_cli("worker", **env)
     assert done.returncode == 1, done.stderr
     assert f"cannot listen on 127.0.0.1:{port} for /metrics" in done.stderr
     assert "Traceback" not in done.stderr
